@@ -1,0 +1,24 @@
+//! The decision-log guest: everything a decision log *means* lives here.
+//!
+//! The crate is plain Rust, unit-tested natively. Built for
+//! `wasm32-unknown-unknown` (by `host/build.rs`) it becomes the sandboxed
+//! component: `component` is the thin wit-bindgen shell that maps the WIT
+//! imports onto [`host::Host`] and the WIT exports onto [`log::Log`].
+//!
+//! - [`json`]: strict I-JSON intake; [`canonical`]: RFC 8785 output.
+//! - [`model`]: names, intents, events and their validation rules.
+//! - [`gitobj`]: events as git blobs, trees and commits, and back.
+//! - [`fold`]: the coordination state, overlay and union.
+//! - [`log`]: append, read, fold, verify and import over a [`host::Host`].
+
+pub mod canonical;
+pub mod error;
+pub mod fold;
+pub mod gitobj;
+pub mod host;
+pub mod json;
+pub mod log;
+pub mod model;
+
+#[cfg(target_arch = "wasm32")]
+mod component;

@@ -1,0 +1,608 @@
+//! Names, intents and events, and every intake rule (SPEC §2–§4).
+//!
+//! Every rule rejects with a sentence that names the field and what is wrong
+//! with it; nothing here panics on any input.
+
+use serde_json::{Map, Value};
+
+use crate::canonical::to_canonical_string;
+use crate::error::Error;
+use crate::json::parse_strict;
+
+/// The `v` field of every event this guest writes.
+pub const FORMAT_VERSION: u64 = 1;
+/// Largest accepted intent body, in bytes of JSON text.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest accepted stored event (body plus the envelope), in bytes.
+pub const MAX_EVENT_BYTES: usize = MAX_BODY_BYTES + 4 * 1024;
+/// Longest decision key, in characters.
+pub const MAX_KEY_CHARS: usize = 256;
+/// Longest actor name, in characters.
+pub const MAX_ACTOR_CHARS: usize = 64;
+/// Longest intent id, in characters.
+pub const MAX_ID_CHARS: usize = 128;
+/// Largest integer a JSON number can carry without losing digits.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+/// Where a space's events live.
+pub const SPACE_REF_PREFIX: &str = "refs/dlog/spaces/";
+
+/// Check a space name: `^[a-z0-9][a-z0-9._-]{0,63}$`, no `..`, not ending in
+/// `.` or `.lock` (so it is always a valid git ref component).
+pub fn validate_space(name: &str) -> Result<(), Error> {
+    let bad = |why: &str| Err(Error::invalid(format!("space name {name:?} {why}")));
+    if name.is_empty() {
+        return Err(Error::invalid("space name is empty"));
+    }
+    if name.len() > 64 {
+        return bad("is longer than 64 characters");
+    }
+    let first = name.as_bytes()[0];
+    if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
+        return bad("must start with a lowercase letter or a digit");
+    }
+    if let Some(c) =
+        name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')))
+    {
+        return bad(&format!("contains {c:?}; only a-z, 0-9, '.', '_' and '-' are allowed"));
+    }
+    if name.contains("..") {
+        return bad("contains \"..\"");
+    }
+    if name.ends_with('.') || name.ends_with(".lock") {
+        return bad("must not end in \".\" or \".lock\"");
+    }
+    Ok(())
+}
+
+/// The ref that holds a space's newest event.
+pub fn space_ref(space: &str) -> String {
+    format!("{SPACE_REF_PREFIX}{space}")
+}
+
+/// Check an intent or event id: 1–128 visible ASCII characters (no spaces,
+/// so an id survives a git trailer and a shell unquoted).
+pub fn validate_id(id: &str, what: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if id.len() > MAX_ID_CHARS {
+        return Err(format!("{what} is {} characters; the limit is {MAX_ID_CHARS}", id.len()));
+    }
+    if let Some(c) = id.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!("{what} {id:?} contains {c:?}; ids are visible ASCII characters without spaces"));
+    }
+    Ok(())
+}
+
+/// Check an actor (it becomes the git author name): 1–64 characters, no
+/// control characters, no `<` or `>`, no surrounding whitespace.
+pub fn validate_actor(actor: &str, what: &str) -> Result<(), String> {
+    let chars = actor.chars().count();
+    if chars == 0 {
+        return Err(format!("{what} is empty"));
+    }
+    if chars > MAX_ACTOR_CHARS {
+        return Err(format!("{what} is {chars} characters; the limit is {MAX_ACTOR_CHARS}"));
+    }
+    if let Some(c) = actor.chars().find(|c| c.is_control() || matches!(c, '<' | '>')) {
+        return Err(format!(
+            "{what} {actor:?} contains {c:?}; control characters, '<' and '>' are not allowed"
+        ));
+    }
+    if actor.trim() != actor {
+        return Err(format!("{what} {actor:?} starts or ends with whitespace"));
+    }
+    Ok(())
+}
+
+fn validate_key(key: &str) -> Result<(), String> {
+    let chars = key.chars().count();
+    if chars == 0 {
+        return Err("field \"key\" is empty".into());
+    }
+    if chars > MAX_KEY_CHARS {
+        return Err(format!("field \"key\" is {chars} characters; the limit is {MAX_KEY_CHARS}"));
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return Err(format!("field \"key\" {key:?} contains the control character {c:?}"));
+    }
+    Ok(())
+}
+
+/// The event kinds of format v1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Sets a decision.
+    Decide,
+    /// Withdraws a decision.
+    Retract,
+    /// Records a new lease holder.
+    Authority,
+}
+
+impl Kind {
+    /// Parse a kind name.
+    pub fn parse(kind: &str) -> Result<Kind, Error> {
+        match kind {
+            "decide" => Ok(Kind::Decide),
+            "retract" => Ok(Kind::Retract),
+            "authority" => Ok(Kind::Authority),
+            other => Err(Error::invalid(format!(
+                "unknown kind {other:?}; expected \"decide\", \"retract\" or \"authority\""
+            ))),
+        }
+    }
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Decide => "decide",
+            Kind::Retract => "retract",
+            Kind::Authority => "authority",
+        }
+    }
+}
+
+/// An alternative that was considered and not chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// The alternative.
+    pub option: String,
+    /// Why not.
+    pub why: String,
+}
+
+/// A validated body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// `{key, choice, rationale, rejected?, supersedes?}`
+    Decide {
+        /// The decision key.
+        key: String,
+        /// What was chosen.
+        choice: String,
+        /// Why.
+        rationale: String,
+        /// What was not chosen, and why not.
+        rejected: Vec<Rejected>,
+        /// The event id of the decision this one replaces.
+        supersedes: Option<String>,
+    },
+    /// `{key, rationale, supersedes?}`
+    Retract {
+        /// The decision key.
+        key: String,
+        /// Why it is withdrawn.
+        rationale: String,
+        /// The event id of the decision withdrawn.
+        supersedes: Option<String>,
+    },
+    /// `{holder, epoch}`
+    Authority {
+        /// The new lease holder.
+        holder: String,
+        /// Its epoch.
+        epoch: u64,
+    },
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads the fields of one JSON object, rejecting unknown ones.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    context: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn new(value: &'a Value, context: &'a str, allowed: &[&str]) -> Result<Fields<'a>, String> {
+        let Value::Object(map) = value else {
+            return Err(format!("{context} must be a JSON object, not {}", type_name(value)));
+        };
+        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(format!(
+                "{context} has an unknown field {unknown:?}; allowed fields are {}",
+                allowed.join(", ")
+            ));
+        }
+        Ok(Fields { map, context })
+    }
+
+    fn optional_str(&self, name: &str) -> Result<Option<&'a str>, String> {
+        match self.map.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => {
+                Err(format!("{}: field {name:?} must be a string, not {}", self.context, type_name(other)))
+            }
+        }
+    }
+
+    fn string(&self, name: &str) -> Result<&'a str, String> {
+        self.optional_str(name)?.ok_or_else(|| format!("{}: field {name:?} is missing", self.context))
+    }
+
+    /// A required string with at least one non-whitespace character.
+    fn text(&self, name: &str) -> Result<String, String> {
+        let s = self.string(name)?;
+        if s.trim().is_empty() {
+            return Err(format!("{}: field {name:?} is empty", self.context));
+        }
+        Ok(s.to_owned())
+    }
+
+    fn integer(&self, name: &str, min: u64) -> Result<u64, String> {
+        let value =
+            self.map.get(name).ok_or_else(|| format!("{}: field {name:?} is missing", self.context))?;
+        match value.as_u64() {
+            Some(n) if n >= min && n <= MAX_SAFE_INTEGER => Ok(n),
+            _ => Err(format!(
+                "{}: field {name:?} must be an integer from {min} to 2^53-1, not {value}",
+                self.context
+            )),
+        }
+    }
+
+    fn supersedes(&self) -> Result<Option<String>, String> {
+        let Some(id) = self.optional_str("supersedes")? else {
+            return Ok(None);
+        };
+        validate_id(id, &format!("{}: field \"supersedes\"", self.context))?;
+        Ok(Some(id.to_owned()))
+    }
+}
+
+impl Body {
+    /// Validate a parsed body for `kind`.
+    pub fn from_value(kind: Kind, value: &Value) -> Result<Body, String> {
+        let context = format!("body of a {:?} intent", kind.as_str());
+        match kind {
+            Kind::Decide => {
+                let f =
+                    Fields::new(value, &context, &["key", "choice", "rationale", "rejected", "supersedes"])?;
+                let key = f.string("key")?;
+                validate_key(key).map_err(|e| format!("{context}: {e}"))?;
+                let rejected = match f.map.get("rejected") {
+                    None => Vec::new(),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| {
+                            let what = format!("{context}: rejected[{i}]");
+                            let r = Fields::new(item, &what, &["option", "why"])?;
+                            Ok(Rejected { option: r.text("option")?, why: r.text("why")? })
+                        })
+                        .collect::<Result<_, String>>()?,
+                    Some(other) => {
+                        return Err(format!(
+                            "{context}: field \"rejected\" must be an array of {{option, why}}, not {}",
+                            type_name(other)
+                        ));
+                    }
+                };
+                Ok(Body::Decide {
+                    key: key.to_owned(),
+                    choice: f.text("choice")?,
+                    rationale: f.text("rationale")?,
+                    rejected,
+                    supersedes: f.supersedes()?,
+                })
+            }
+            Kind::Retract => {
+                let f = Fields::new(value, &context, &["key", "rationale", "supersedes"])?;
+                let key = f.string("key")?;
+                validate_key(key).map_err(|e| format!("{context}: {e}"))?;
+                Ok(Body::Retract {
+                    key: key.to_owned(),
+                    rationale: f.text("rationale")?,
+                    supersedes: f.supersedes()?,
+                })
+            }
+            Kind::Authority => {
+                let f = Fields::new(value, &context, &["holder", "epoch"])?;
+                let holder = f.string("holder")?;
+                validate_actor(holder, &format!("{context}: field \"holder\""))?;
+                Ok(Body::Authority { holder: holder.to_owned(), epoch: f.integer("epoch", 1)? })
+            }
+        }
+    }
+
+    /// The decision key the body is about, if any.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Body::Decide { key, .. } | Body::Retract { key, .. } => Some(key),
+            Body::Authority { .. } => None,
+        }
+    }
+}
+
+/// An intent that passed intake.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Intent {
+    /// Idempotency key.
+    pub id: String,
+    /// Who decides.
+    pub actor: String,
+    /// The kind.
+    pub kind: Kind,
+    /// The typed body.
+    pub body: Body,
+    /// The body as parsed (stored canonically).
+    pub body_json: Value,
+    /// Optimistic concurrency check.
+    pub expect_seq: Option<u64>,
+}
+
+impl Intent {
+    /// Validate raw intent fields (as they arrive through the WIT).
+    pub fn validate(
+        id: &str,
+        actor: &str,
+        kind: &str,
+        body: &str,
+        expect_seq: Option<u64>,
+    ) -> Result<Intent, Error> {
+        validate_id(id, "intent id").map_err(Error::Invalid)?;
+        validate_actor(actor, "actor").map_err(Error::Invalid)?;
+        let kind = Kind::parse(kind)?;
+        let body_json = parse_strict(body, MAX_BODY_BYTES)
+            .map_err(|e| Error::invalid(format!("body is not valid I-JSON: {e}")))?;
+        let typed = Body::from_value(kind, &body_json).map_err(Error::Invalid)?;
+        Ok(Intent { id: id.to_owned(), actor: actor.to_owned(), kind, body: typed, body_json, expect_seq })
+    }
+
+    /// Whether a stored event records this same intent (an idempotent resend).
+    pub fn matches(&self, event: &Event) -> bool {
+        self.actor == event.actor && self.kind == event.kind && self.body_json == event.body_json
+    }
+}
+
+/// An accepted, stamped intent: one entry of the log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Its space.
+    pub space: String,
+    /// Its position, from 1.
+    pub seq: u64,
+    /// The lease epoch it was written under.
+    pub epoch: u64,
+    /// The intent id.
+    pub id: String,
+    /// Who decided.
+    pub actor: String,
+    /// The holder's clock.
+    pub at_ms: u64,
+    /// The kind.
+    pub kind: Kind,
+    /// The typed body.
+    pub body: Body,
+    /// The body as stored.
+    pub body_json: Value,
+}
+
+impl Event {
+    /// The event as a JSON value (v1 envelope).
+    pub fn to_value(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("v".into(), FORMAT_VERSION.into());
+        map.insert("space".into(), self.space.clone().into());
+        map.insert("seq".into(), self.seq.into());
+        map.insert("epoch".into(), self.epoch.into());
+        map.insert("id".into(), self.id.clone().into());
+        map.insert("actor".into(), self.actor.clone().into());
+        map.insert("at_ms".into(), self.at_ms.into());
+        map.insert("kind".into(), self.kind.as_str().into());
+        map.insert("body".into(), self.body_json.clone());
+        Value::Object(map)
+    }
+
+    /// The stored form: RFC 8785 canonical JSON.
+    pub fn canonical(&self) -> String {
+        to_canonical_string(&self.to_value())
+    }
+
+    /// The body as canonical JSON.
+    pub fn body_canonical(&self) -> String {
+        to_canonical_string(&self.body_json)
+    }
+
+    /// Parse a stored or exported event. It must be canonical JSON and pass
+    /// every intake rule, so what is read back is exactly what was written.
+    pub fn parse(text: &str) -> Result<Event, String> {
+        let value = parse_strict(text, MAX_EVENT_BYTES).map_err(|e| format!("not valid I-JSON: {e}"))?;
+        let f = Fields::new(
+            &value,
+            "event",
+            &["v", "space", "seq", "epoch", "id", "actor", "at_ms", "kind", "body"],
+        )?;
+        let v = f.integer("v", 0)?;
+        if v != FORMAT_VERSION {
+            return Err(format!("event format v{v} is not supported; this guest reads v{FORMAT_VERSION}"));
+        }
+        let space = f.string("space")?;
+        validate_space(space).map_err(|e| e.to_string())?;
+        let id = f.string("id")?;
+        validate_id(id, "event: field \"id\"")?;
+        let actor = f.string("actor")?;
+        validate_actor(actor, "event: field \"actor\"")?;
+        let kind = Kind::parse(f.string("kind")?).map_err(|e| e.to_string())?;
+        let body_json = f.map.get("body").cloned().ok_or("event: field \"body\" is missing")?;
+        let event = Event {
+            space: space.to_owned(),
+            seq: f.integer("seq", 1)?,
+            epoch: f.integer("epoch", 1)?,
+            id: id.to_owned(),
+            actor: actor.to_owned(),
+            at_ms: f.integer("at_ms", 0)?,
+            kind,
+            body: Body::from_value(kind, &body_json)?,
+            body_json,
+        };
+        if event.canonical() != text {
+            return Err("event is not in canonical (RFC 8785) form".into());
+        }
+        Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decide_body() -> &'static str {
+        r#"{"key":"db","choice":"postgres","rationale":"we know it","rejected":[{"option":"mongo","why":"no joins"}]}"#
+    }
+
+    #[test]
+    fn space_names_follow_the_documented_pattern() {
+        for ok in ["a", "team-1", "x.y_z", "0", &"a".repeat(64)] {
+            assert_eq!(validate_space(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("A", "must start"),
+            ("-a", "must start"),
+            (".a", "must start"),
+            ("a/b", "contains '/'"),
+            ("a..b", "\"..\""),
+            ("a.", "must not end"),
+            ("a.lock", "must not end"),
+            ("a b", "contains ' '"),
+        ] {
+            let err = validate_space(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        let long = "a".repeat(65);
+        assert!(validate_space(&long).unwrap_err().to_string().contains("longer than 64"));
+    }
+
+    #[test]
+    fn a_valid_decide_intent_keeps_its_body_and_rejected_options() {
+        let intent = Intent::validate("i-1", "alice", "decide", decide_body(), Some(0)).unwrap();
+        match intent.body {
+            Body::Decide { key, rejected, supersedes, .. } => {
+                assert_eq!(key, "db");
+                assert_eq!(rejected, vec![Rejected { option: "mongo".into(), why: "no joins".into() }]);
+                assert_eq!(supersedes, None);
+            }
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_malformed_intent_is_rejected_with_its_reason() {
+        let cases: &[(&str, &str, &str, &str, &str)] = &[
+            ("", "alice", "decide", decide_body(), "intent id is empty"),
+            ("has space", "alice", "decide", decide_body(), "visible ASCII"),
+            (&"x".repeat(129), "alice", "decide", decide_body(), "the limit is 128"),
+            ("i", "", "decide", decide_body(), "actor is empty"),
+            ("i", "a<b>", "decide", decide_body(), "'<'"),
+            ("i", "a\nb", "decide", decide_body(), "control"),
+            ("i", " alice", "decide", decide_body(), "whitespace"),
+            ("i", &"a".repeat(65), "decide", decide_body(), "the limit is 64"),
+            ("i", "alice", "vote", decide_body(), "unknown kind \"vote\""),
+            ("i", "alice", "decide", "[1]", "must be a JSON object, not an array"),
+            ("i", "alice", "decide", "{", "not valid I-JSON"),
+            ("i", "alice", "decide", r#"{"key":"k","key":"k"}"#, "Duplicate key \"key\""),
+            ("i", "alice", "decide", r#"{"choice":"c","rationale":"r"}"#, "field \"key\" is missing"),
+            ("i", "alice", "decide", r#"{"key":"","choice":"c","rationale":"r"}"#, "field \"key\" is empty"),
+            (
+                "i",
+                "alice",
+                "decide",
+                r#"{"key":1,"choice":"c","rationale":"r"}"#,
+                "must be a string, not a number",
+            ),
+            ("i", "alice", "decide", r#"{"key":"k","choice":"c"}"#, "field \"rationale\" is missing"),
+            (
+                "i",
+                "alice",
+                "decide",
+                r#"{"key":"k","choice":" ","rationale":"r"}"#,
+                "field \"choice\" is empty",
+            ),
+            (
+                "i",
+                "alice",
+                "decide",
+                r#"{"key":"k","choice":"c","rationale":"r","x":1}"#,
+                "unknown field \"x\"",
+            ),
+            (
+                "i",
+                "alice",
+                "decide",
+                r#"{"key":"k","choice":"c","rationale":"r","rejected":{}}"#,
+                "must be an array",
+            ),
+            (
+                "i",
+                "alice",
+                "decide",
+                r#"{"key":"k","choice":"c","rationale":"r","rejected":[{"option":"o"}]}"#,
+                "rejected[0]: field \"why\" is missing",
+            ),
+            (
+                "i",
+                "alice",
+                "decide",
+                r#"{"key":"k","choice":"c","rationale":"r","supersedes":""}"#,
+                "\"supersedes\" is empty",
+            ),
+            ("i", "alice", "retract", r#"{"key":"k"}"#, "field \"rationale\" is missing"),
+            ("i", "alice", "authority", r#"{"holder":"h","epoch":0}"#, "integer from 1"),
+            ("i", "alice", "authority", r#"{"holder":"h","epoch":1.5}"#, "integer from 1"),
+            (
+                "i",
+                "alice",
+                "decide",
+                r#"{"key":"k","choice":"c","rationale":"r","n":9007199254740993}"#,
+                "not valid I-JSON",
+            ),
+        ];
+        for (id, actor, kind, body, want) in cases {
+            let err = Intent::validate(id, actor, kind, body, None).unwrap_err().to_string();
+            assert!(err.contains(want), "{kind} {body}: expected {want:?} in {err:?}");
+        }
+        let long_key = format!(r#"{{"key":"{}","choice":"c","rationale":"r"}}"#, "k".repeat(257));
+        let err = Intent::validate("i", "alice", "decide", &long_key, None).unwrap_err().to_string();
+        assert!(err.contains("the limit is 256"), "{err}");
+        let big = format!(r#"{{"key":"k","choice":"{}","rationale":"r"}}"#, "c".repeat(MAX_BODY_BYTES));
+        let err = Intent::validate("i", "alice", "decide", &big, None).unwrap_err().to_string();
+        assert!(err.contains("65536"), "{err}");
+    }
+
+    #[test]
+    fn an_event_round_trips_through_its_canonical_form() {
+        let intent = Intent::validate("i-1", "alice", "decide", decide_body(), None).unwrap();
+        let event = Event {
+            space: "s".into(),
+            seq: 3,
+            epoch: 2,
+            id: intent.id.clone(),
+            actor: intent.actor.clone(),
+            at_ms: 1_700_000_000_123,
+            kind: intent.kind,
+            body: intent.body.clone(),
+            body_json: intent.body_json.clone(),
+        };
+        let text = event.canonical();
+        assert!(
+            text.starts_with(r#"{"actor":"alice","at_ms":1700000000123,"body":{"choice":"postgres""#),
+            "{text}"
+        );
+        assert_eq!(Event::parse(&text).unwrap(), event);
+        let spaced = text.replacen(':', ": ", 1);
+        assert!(Event::parse(&spaced).unwrap_err().contains("canonical"));
+        let v2 = text.replace("\"v\":1", "\"v\":2");
+        assert!(Event::parse(&v2).unwrap_err().contains("v2 is not supported"));
+    }
+}

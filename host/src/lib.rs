@@ -1,0 +1,20 @@
+//! decision-log: a git-backed, append-only log of decisions per space, whose
+//! logic runs in a sandboxed WebAssembly component.
+//!
+//! - [`Log`] / [`Space`]: the library API.
+//! - [`backend`]: where objects and refs live ([`backend::MemoryBackend`], git).
+//! - [`runtime`]: the embedded component and its sandbox.
+//! - [`authority`], [`clock`]: the other two imports the host provides.
+
+pub mod authority;
+pub mod backend;
+mod bindings;
+pub mod clock;
+mod error;
+mod imports;
+mod log;
+pub mod runtime;
+
+pub use error::Error;
+pub use log::{Appended, Event, Head, ImportReport, Intent, Log, Options, Position, Space, VerifyReport};
+pub use runtime::COMPONENT;

@@ -1,0 +1,10 @@
+//! The integration suite: one binary. Every scenario runs against every host
+//! (`support::each_host`), so adding a host adds it to every scenario.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod component;
+mod git_objects;
+mod golden;
+mod scenarios;
+mod support;
