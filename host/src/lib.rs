@@ -8,6 +8,7 @@
 
 pub mod authority;
 pub mod backend;
+pub mod cli;
 mod bindings;
 pub mod clock;
 mod error;
@@ -18,3 +19,14 @@ pub mod runtime;
 pub use error::Error;
 pub use log::{Appended, Event, Head, ImportReport, Intent, Log, Options, Position, Space, VerifyReport};
 pub use runtime::COMPONENT;
+
+/// The WIT package the component implements, file by file, as published.
+pub const WIT_FILES: &[(&str, &str)] = &[
+    ("world.wit", include_str!("../../wit/world.wit")),
+    ("types.wit", include_str!("../../wit/types.wit")),
+    ("objects.wit", include_str!("../../wit/objects.wit")),
+    ("refs.wit", include_str!("../../wit/refs.wit")),
+    ("authority.wit", include_str!("../../wit/authority.wit")),
+    ("clock.wit", include_str!("../../wit/clock.wit")),
+    ("log.wit", include_str!("../../wit/log.wit")),
+];

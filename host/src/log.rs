@@ -5,11 +5,12 @@
 //! a name plus a `Log`: cheap to clone and safe to share across threads.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::authority::{Authority, SoleWriter};
-use crate::backend::{Backend, MemoryBackend};
+use crate::backend::{Backend, GitBackend, MemoryBackend};
 use crate::bindings::dlog::decision_log::types as wit;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -77,6 +78,14 @@ pub struct Options {
     pub limits: Limits,
 }
 
+impl Options {
+    /// Options for a CLI process: the system clock, and this process as the
+    /// sole writer. (Leases between processes arrive with `dlog serve`.)
+    pub fn for_this_process() -> Options {
+        Options::default()
+    }
+}
+
 impl Default for Options {
     fn default() -> Options {
         Options {
@@ -91,6 +100,7 @@ struct Inner {
     runtime: Arc<Runtime>,
     backend: Arc<dyn Backend>,
     options: Options,
+    user_name: Option<String>,
     session: Mutex<Option<Session>>,
 }
 
@@ -117,7 +127,31 @@ impl Log {
     /// A log over any backend.
     pub fn with_backend(backend: Arc<dyn Backend>, options: Options) -> Result<Log, Error> {
         let runtime = Runtime::shared().map_err(|e| Error::Guest(format!("{e:#}")))?;
-        Ok(Log { inner: Arc::new(Inner { runtime, backend, options, session: Mutex::new(None) }) })
+        Ok(Log { inner: Arc::new(Inner { runtime, backend, options, user_name: None, session: Mutex::new(None) }) })
+    }
+
+    /// The log in the git repository containing `start` (found upwards, like
+    /// git). For a repository at exactly a path, `with_backend(GitBackend::open(..))`.
+    pub fn open(start: &Path, options: Options) -> Result<Log, Error> {
+        let git = GitBackend::discover(start)?;
+        let user_name = git.configured_user_name();
+        let mut log = Log::with_backend(Arc::new(git), options)?;
+        if let Some(inner) = Arc::get_mut(&mut log.inner) {
+            inner.user_name = user_name;
+        }
+        Ok(log)
+    }
+
+    /// Create a git repository for decision logs at `path` (bare or with a
+    /// work tree); returns its git directory.
+    pub fn init(path: &Path, bare: bool) -> Result<PathBuf, Error> {
+        let git = if bare { GitBackend::init_bare(path)? } else { GitBackend::init(path)? };
+        Ok(git.git_dir().to_path_buf())
+    }
+
+    /// git's `user.name` for the repository, if the log is in one.
+    pub fn configured_user_name(&self) -> Option<String> {
+        self.inner.user_name.clone()
     }
 
     /// The storage under this log.

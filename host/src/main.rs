@@ -1,1 +1,7 @@
-fn main() {}
+//! `dlog`: the decision-log command line.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    decision_log::cli::run()
+}

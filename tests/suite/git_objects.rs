@@ -8,13 +8,8 @@ use std::process::{Command, Stdio};
 use decision_log::Log;
 use decision_log::backend::MemoryBackend;
 
+use crate::git_cli::git;
 use crate::support::*;
-
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git is installed");
-    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn hash_object(dir: &Path, kind: &str, data: &[u8]) -> String {
     let mut child = Command::new("git")

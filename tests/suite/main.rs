@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod component;
+mod git_backend;
+mod git_cli;
 mod git_objects;
 mod golden;
 mod scenarios;

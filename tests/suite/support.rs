@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use decision_log::authority::{Authority, Lease};
-use decision_log::backend::MemoryBackend;
+use decision_log::backend::{GitBackend, MemoryBackend};
 use decision_log::clock::ManualClock;
 use decision_log::{Event, Intent, Log, Options, Space};
 
@@ -44,6 +44,8 @@ pub struct TestHost {
     pub log: Log,
     pub clock: Arc<ManualClock>,
     pub authority: Arc<TestAuthority>,
+    /// The repository of a git host (removed when the host is dropped).
+    pub dir: Option<tempfile::TempDir>,
 }
 
 impl TestHost {
@@ -61,12 +63,22 @@ pub fn memory_host() -> TestHost {
     let clock = Arc::new(ManualClock::new(T0));
     let authority = Arc::new(TestAuthority::new(WRITER, 1));
     let log = Log::with_backend(Arc::new(MemoryBackend::new()), options(&clock, &authority)).unwrap();
-    TestHost { name: "memory", log, clock, authority }
+    TestHost { name: "memory", log, clock, authority, dir: None }
+}
+
+/// A fresh git host: an empty bare repository in a temporary directory.
+pub fn git_host() -> TestHost {
+    let clock = Arc::new(ManualClock::new(T0));
+    let authority = Arc::new(TestAuthority::new(WRITER, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let backend = GitBackend::init_bare(&dir.path().join("log.git")).unwrap();
+    let log = Log::with_backend(Arc::new(backend), options(&clock, &authority)).unwrap();
+    TestHost { name: "git", log, clock, authority, dir: Some(dir) }
 }
 
 /// Every kind of host, each fresh.
 pub fn hosts() -> Vec<TestHost> {
-    vec![memory_host()]
+    vec![memory_host(), git_host()]
 }
 
 /// Run `scenario` once per host, each on a fresh, empty host.

@@ -5,8 +5,10 @@
 //! this trait and must agree byte for byte: [`MemoryBackend`] (tests, the
 //! in-memory host) and the gix-backed `GitBackend` (a real repository).
 
+mod git;
 mod memory;
 
+pub use git::GitBackend;
 pub use memory::MemoryBackend;
 
 use std::fmt;

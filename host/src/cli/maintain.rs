@@ -1,0 +1,167 @@
+//! Repository-level commands: `init`, `verify`, `export`, `import`, `component`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use super::output::print;
+use super::{Context, exit};
+use crate::{Error, Log};
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Where to create the repository (default: the current directory).
+    path: Option<PathBuf>,
+    /// Create a bare repository (no work tree), as for a shared remote.
+    #[arg(long)]
+    bare: bool,
+}
+
+pub(crate) fn init(context: &Context, args: InitArgs) -> Result<u8, Error> {
+    let path = match args.path.or_else(|| context.repo.clone()) {
+        Some(p) => p,
+        None => std::env::current_dir().map_err(|e| Error::Storage(format!("no current directory: {e}")))?,
+    };
+    let location = Log::init(&path, args.bare)?;
+    if context.json {
+        print(&json!({"repository": location.display().to_string(), "bare": args.bare}).to_string())?;
+    } else {
+        print(&format!("initialised a decision-log repository in {}", location.display()))?;
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Spaces to check (default: all).
+    spaces: Vec<String>,
+}
+
+pub(crate) fn verify(context: &Context, args: VerifyArgs) -> Result<u8, Error> {
+    let log = context.open()?;
+    let spaces = if args.spaces.is_empty() { log.spaces()? } else { args.spaces };
+    let mut code = exit::OK;
+    for name in spaces {
+        let report = log.space(&name).verify()?;
+        if !report.problems.is_empty() {
+            code = exit::CORRUPT;
+        }
+        if context.json {
+            let v = json!({"space": report.space, "events": report.events, "head": report.head, "ok": report.problems.is_empty(), "problems": report.problems});
+            print(&v.to_string())?;
+        } else if report.problems.is_empty() {
+            print(&format!("{name}: ok, {} events", report.events))?;
+        } else {
+            print(&format!("{name}: {} problem(s) in {} events", report.problems.len(), report.events))?;
+            for p in &report.problems {
+                print(&format!("  - {p}"))?;
+            }
+        }
+    }
+    Ok(code)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The space.
+    space: String,
+    /// Write to FILE instead of stdout.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+pub(crate) fn export(context: &Context, args: ExportArgs) -> Result<u8, Error> {
+    let log = context.open()?;
+    let space = log.space(&args.space);
+    let count = match &args.out {
+        Some(path) => {
+            let tmp = path.with_extension("partial");
+            let file = std::fs::File::create(&tmp)
+                .map_err(|e| Error::Storage(format!("creating {}: {e}", tmp.display())))?;
+            let mut out = std::io::BufWriter::new(file);
+            let count = space.export(&mut out)?;
+            out.flush().map_err(|e| Error::Storage(format!("writing {}: {e}", tmp.display())))?;
+            drop(out);
+            std::fs::rename(&tmp, path).map_err(|e| Error::Storage(format!("renaming to {}: {e}", path.display())))?;
+            count
+        }
+        None => space.export(&mut std::io::stdout().lock())?,
+    };
+    if args.out.is_some() {
+        eprintln!("exported {count} events of {}", args.space);
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The space to import into (it must be empty or hold a prefix of the file).
+    space: String,
+    /// The JSON Lines file (`-` for stdin), as written by `dlog export`.
+    file: PathBuf,
+}
+
+pub(crate) fn import(context: &Context, args: ImportArgs) -> Result<u8, Error> {
+    let reader: Box<dyn Read> = if args.file.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(&args.file)
+                .map_err(|e| Error::Invalid(format!("opening {}: {e}", args.file.display())))?,
+        )
+    };
+    let mut lines = Vec::new();
+    for (n, line) in BufReader::new(reader).lines().enumerate() {
+        let line = line.map_err(|e| Error::Invalid(format!("line {}: {e}", n + 1)))?;
+        if line.is_empty() {
+            return Err(Error::Invalid(format!("line {}: empty line; an export has one event per line", n + 1)));
+        }
+        lines.push(line);
+    }
+    let log = context.open()?;
+    let report = log.space(&args.space).import(&lines)?;
+    if context.json {
+        let head = report.head.map(|h| json!({"commit": h.commit, "seq": h.seq}));
+        print(&json!({"total": report.total, "written": report.written, "skipped": report.skipped, "head": head}).to_string())?;
+    } else {
+        print(&format!(
+            "imported {} events into {} ({} already present); head {}",
+            report.written,
+            args.space,
+            report.skipped,
+            report.head.map_or("none".into(), |h| format!("#{} {}", h.seq, h.commit))
+        ))?;
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The component imports only dlog:decision-log/{types,objects,refs,authority,clock}
+and exports dlog:decision-log/log; see README \"Loading the component in your own host\".")]
+pub(crate) struct ComponentArgs {
+    /// Where to write the component (.wasm).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the WIT package into this directory.
+    #[arg(long, value_name = "DIR")]
+    wit: Option<PathBuf>,
+}
+
+pub(crate) fn component(args: ComponentArgs) -> Result<u8, Error> {
+    let write = |path: &PathBuf, bytes: &[u8]| {
+        std::fs::write(path, bytes).map_err(|e| Error::Storage(format!("writing {}: {e}", path.display())))
+    };
+    write(&args.out, crate::COMPONENT)?;
+    eprintln!("wrote the component ({} bytes) to {}", crate::COMPONENT.len(), args.out.display());
+    if let Some(dir) = &args.wit {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("creating {}: {e}", dir.display())))?;
+        for (name, text) in crate::WIT_FILES {
+            write(&dir.join(name), text.as_bytes())?;
+        }
+        eprintln!("wrote {} WIT files to {}", crate::WIT_FILES.len(), dir.display());
+    }
+    Ok(exit::OK)
+}

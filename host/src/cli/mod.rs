@@ -1,0 +1,145 @@
+//! The `dlog` command line: argument parsing, dispatch and exit codes.
+
+mod append;
+mod demo;
+mod maintain;
+mod output;
+mod read;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::{Error, Log};
+
+/// Exit codes, distinct per failure class so scripts can react.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// An unexpected failure (a bug: the guest trapped, output failed…).
+    pub const FAILURE: u8 = 1;
+    /// Bad arguments or invalid input (an intent, a file, a name).
+    pub const USAGE: u8 = 2;
+    /// A conflict: the head moved, `supersedes` is stale, an id is reused.
+    pub const CONFLICT: u8 = 3;
+    /// A space, key, seq or commit that does not exist.
+    pub const NOT_FOUND: u8 = 4;
+    /// Storage failed: I/O, permissions, a locked ref, no repository.
+    pub const STORAGE: u8 = 5;
+    /// Not the lease holder, or fenced out by a newer epoch.
+    pub const AUTHORITY: u8 = 6;
+    /// The log breaks its invariants (`verify` found problems).
+    pub const CORRUPT: u8 = 7;
+}
+
+/// The exit code for an error.
+pub fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Invalid(_) => exit::USAGE,
+        Error::HeadConflict { .. } | Error::DecisionConflict { .. } | Error::IdConflict(_) => exit::CONFLICT,
+        Error::NotHolder { .. } | Error::StaleEpoch { .. } => exit::AUTHORITY,
+        Error::NotFound(_) => exit::NOT_FOUND,
+        Error::Corrupt(_) => exit::CORRUPT,
+        Error::Storage(_) => exit::STORAGE,
+        Error::Guest(_) => exit::FAILURE,
+    }
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  dlog init decisions.git --bare
+  dlog --repo decisions.git append team --key db --choice postgres --why 'we know it' \\
+       --reject 'mongo=no joins'
+  dlog --repo decisions.git fold team
+  dlog --repo decisions.git show team db
+  dlog --repo decisions.git events team --follow
+  dlog demo
+
+Exit codes: 0 ok, 1 unexpected failure, 2 usage or invalid input, 3 conflict,
+4 not found, 5 storage failure, 6 not the lease holder / stale epoch, 7 corrupt log.";
+
+/// A git-backed, append-only decision log whose logic runs in a sandboxed
+/// WebAssembly component.
+#[derive(Debug, Parser)]
+#[command(name = "dlog", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// The repository (default: found from the current directory, like git).
+    #[arg(long, global = true, value_name = "PATH", env = "DLOG_REPO")]
+    repo: Option<PathBuf>,
+    /// Machine-readable output (JSON; JSON Lines for event streams).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a repository for decision logs.
+    Init(maintain::InitArgs),
+    /// Append a decision (or a retraction) to a space.
+    Append(append::AppendArgs),
+    /// List a space's events, oldest first; --follow tails new ones.
+    Events(read::EventsArgs),
+    /// Fold a space (or several: --overlay / --union) into its current decisions.
+    Fold(read::FoldArgs),
+    /// Show one decision: the choice, why, why not, and its history.
+    Show(read::ShowArgs),
+    /// List the spaces in the repository.
+    Spaces,
+    /// Re-walk spaces and check every invariant of their chains.
+    Verify(maintain::VerifyArgs),
+    /// Write a space's events as JSON Lines (one canonical event per line).
+    Export(maintain::ExportArgs),
+    /// Replay an export into a space (validated whole first; re-import is a no-op).
+    Import(maintain::ImportArgs),
+    /// Write the embedded WebAssembly component (and its WIT) for other hosts.
+    Component(maintain::ComponentArgs),
+    /// Run a scripted history in a temporary repository and show the result.
+    Demo(demo::DemoArgs),
+}
+
+/// What a command needs: how to open the log, and the output mode.
+#[derive(Debug)]
+pub(crate) struct Context {
+    repo: Option<PathBuf>,
+    json: bool,
+}
+
+impl Context {
+    /// Open the log of the repository given or found from the current directory.
+    pub(crate) fn open(&self) -> Result<Log, Error> {
+        let start = match &self.repo {
+            Some(path) => path.clone(),
+            None => std::env::current_dir().map_err(|e| Error::Storage(format!("no current directory: {e}")))?,
+        };
+        Log::open(&start, crate::Options::for_this_process())
+    }
+}
+
+/// Parse the arguments, run the command, and map the outcome to an exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let context = Context { repo: cli.repo, json: cli.json };
+    let result = match cli.command {
+        Command::Init(args) => maintain::init(&context, args),
+        Command::Append(args) => append::run(&context, args),
+        Command::Events(args) => read::events(&context, args),
+        Command::Fold(args) => read::fold(&context, args),
+        Command::Show(args) => read::show(&context, args),
+        Command::Spaces => read::spaces(&context),
+        Command::Verify(args) => maintain::verify(&context, args),
+        Command::Export(args) => maintain::export(&context, args),
+        Command::Import(args) => maintain::import(&context, args),
+        Command::Component(args) => maintain::component(args),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            output::report_error(&e, context.json);
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
