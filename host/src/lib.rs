@@ -8,8 +8,8 @@
 
 pub mod authority;
 pub mod backend;
-pub mod cli;
 mod bindings;
+pub mod cli;
 pub mod clock;
 mod error;
 mod imports;

@@ -127,7 +127,9 @@ impl Log {
     /// A log over any backend.
     pub fn with_backend(backend: Arc<dyn Backend>, options: Options) -> Result<Log, Error> {
         let runtime = Runtime::shared().map_err(|e| Error::Guest(format!("{e:#}")))?;
-        Ok(Log { inner: Arc::new(Inner { runtime, backend, options, user_name: None, session: Mutex::new(None) }) })
+        Ok(Log {
+            inner: Arc::new(Inner { runtime, backend, options, user_name: None, session: Mutex::new(None) }),
+        })
     }
 
     /// The log in the git repository containing `start` (found upwards, like

@@ -1,8 +1,5 @@
 //! GitBackend against the real `git`, in temporary repositories.
 
-
-
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,8 +1,5 @@
 //! Helpers shared by the integration tests: the real `git`, object builders.
 
-
-
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

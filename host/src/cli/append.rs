@@ -55,6 +55,10 @@ pub(crate) struct AppendArgs {
     /// Read the intent as JSON from FILE (or - for stdin) instead of the flags.
     #[arg(long, value_name = "FILE|-", conflicts_with_all = ["key", "choice", "why", "reject", "supersedes", "kind"])]
     intent: Option<PathBuf>,
+    /// With a file of several intents: append each on its own (stopping at
+    /// the first failure) instead of as one all-or-nothing batch.
+    #[arg(long, requires = "intent")]
+    each: bool,
 }
 
 /// An intent as JSON. The body stays raw text so the guest's strict
@@ -76,9 +80,9 @@ fn actor(flag: Option<String>, log: &crate::Log) -> Result<String, Error> {
     if let Some(name) = log.configured_user_name() {
         return Ok(name);
     }
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .map_err(|_| Error::Invalid("no actor: pass --actor NAME (or set DLOG_ACTOR or git's user.name)".into()))
+    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).map_err(|_| {
+        Error::Invalid("no actor: pass --actor NAME (or set DLOG_ACTOR or git's user.name)".into())
+    })
 }
 
 fn from_flags(args: &AppendArgs, actor: String) -> Result<Intent, Error> {
@@ -130,7 +134,9 @@ fn from_flags(args: &AppendArgs, actor: String) -> Result<Intent, Error> {
 fn read_input(path: &PathBuf) -> Result<String, Error> {
     let mut text = String::new();
     if path.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text).map_err(|e| Error::Invalid(format!("reading stdin: {e}")))?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::Invalid(format!("reading stdin: {e}")))?;
     } else {
         text = std::fs::read_to_string(path)
             .map_err(|e| Error::Invalid(format!("reading {}: {e}", path.display())))?;
@@ -138,7 +144,10 @@ fn read_input(path: &PathBuf) -> Result<String, Error> {
     Ok(text)
 }
 
-fn parse_intents(text: &str, default_actor: &dyn Fn() -> Result<String, Error>) -> Result<Vec<Intent>, Error> {
+fn parse_intents(
+    text: &str,
+    default_actor: &dyn Fn() -> Result<String, Error>,
+) -> Result<Vec<Intent>, Error> {
     let files: Vec<IntentFile> = match serde_json::from_str::<IntentFile>(text) {
         Ok(one) => vec![one],
         Err(whole) => {
@@ -194,6 +203,12 @@ pub(crate) fn run(context: &Context, args: AppendArgs) -> Result<u8, Error> {
             let text = read_input(path)?;
             let default_actor = || actor(args.actor.clone(), &log);
             let intents = parse_intents(&text, &default_actor)?;
+            if args.each {
+                for intent in intents {
+                    report(context, space.name(), &space.append(intent)?)?;
+                }
+                return Ok(exit::OK);
+            }
             if intents.len() == 1 {
                 vec![space.append(intents.into_iter().next().unwrap_or_default())?]
             } else {
@@ -206,12 +221,16 @@ pub(crate) fn run(context: &Context, args: AppendArgs) -> Result<u8, Error> {
         }
     };
     for a in &results {
-        if context.json {
-            let event: Value = serde_json::from_str(&a.event.canonical).unwrap_or(Value::Null);
-            print(&json!({"created": a.created, "commit": a.event.commit, "event": event}).to_string())?;
-        } else {
-            print(&describe(space.name(), a))?;
-        }
+        report(context, space.name(), a)?;
     }
     Ok(exit::OK)
+}
+
+fn report(context: &Context, space: &str, a: &Appended) -> Result<(), Error> {
+    if context.json {
+        let event: Value = serde_json::from_str(&a.event.canonical).unwrap_or(Value::Null);
+        print(&json!({"created": a.created, "commit": a.event.commit, "event": event}).to_string())
+    } else {
+        print(&describe(space, a))
+    }
 }

@@ -27,7 +27,15 @@ pub(crate) struct DemoArgs {
 /// 2026-01-05T09:00:00Z: the demo's clock starts here and moves a minute a step.
 const START_MS: u64 = 1_767_603_600_000;
 
-fn decide(id: &str, actor: &str, key: &str, choice: &str, why: &str, rejected: Value, supersedes: Option<&str>) -> Intent {
+fn decide(
+    id: &str,
+    actor: &str,
+    key: &str,
+    choice: &str,
+    why: &str,
+    rejected: Value,
+    supersedes: Option<&str>,
+) -> Intent {
     let mut body = json!({"key": key, "choice": choice, "rationale": why});
     if rejected.as_array().is_some_and(|r| !r.is_empty()) {
         body["rejected"] = rejected;
@@ -67,7 +75,8 @@ pub(crate) fn run(args: DemoArgs) -> Result<u8, Error> {
     let dir = match &args.keep {
         Some(dir) => dir.clone(),
         None => {
-            temp = tempfile::tempdir().map_err(|e| Error::Storage(format!("creating a temporary directory: {e}")))?;
+            temp = tempfile::tempdir()
+                .map_err(|e| Error::Storage(format!("creating a temporary directory: {e}")))?;
             temp.path().join("decisions.git")
         }
     };
@@ -81,20 +90,90 @@ pub(crate) fn run(args: DemoArgs) -> Result<u8, Error> {
 
     section("appending decisions (each is a git commit, each line: seq, time, actor, what, id)")?;
     let none = json!([]);
-    step(&clock, &platform, decide("plat-1", "Ada", "storage", "git", "Every event is a commit: history, review and backup for free.",
-        json!([{"option": "postgres", "why": "a server to run"}, {"option": "sqlite", "why": "not diffable"}]), None))?;
-    step(&clock, &platform, decide("plat-2", "Ada", "runtime", "wasmtime", "Component model, sandboxed, fast.",
-        json!([{"option": "wasmer", "why": "no component model"}]), None))?;
-    step(&clock, &web, decide("web-1", "Grace", "storage", "sqlite", "The web team wants a single file.", none.clone(), None))?;
-    step(&clock, &web, decide("web-2", "Grace", "framework", "axum", "Tower ecosystem.", none.clone(), None))?;
-    step(&clock, &platform, decide("plat-3", "Linus", "runtime", "wasmtime 48", "Pinned to what builds on Rust 1.95.", none.clone(), Some("plat-2")))?;
-    step(&clock, &web, Intent::new("Grace", "retract", json!({"key": "framework", "rationale": "Too early to choose."}).to_string()).with_id("web-3"))?;
+    step(
+        &clock,
+        &platform,
+        decide(
+            "plat-1",
+            "Ada",
+            "storage",
+            "git",
+            "Every event is a commit: history, review and backup for free.",
+            json!([{"option": "postgres", "why": "a server to run"}, {"option": "sqlite", "why": "not diffable"}]),
+            None,
+        ),
+    )?;
+    step(
+        &clock,
+        &platform,
+        decide(
+            "plat-2",
+            "Ada",
+            "runtime",
+            "wasmtime",
+            "Component model, sandboxed, fast.",
+            json!([{"option": "wasmer", "why": "no component model"}]),
+            None,
+        ),
+    )?;
+    step(
+        &clock,
+        &web,
+        decide(
+            "web-1",
+            "Grace",
+            "storage",
+            "sqlite",
+            "The web team wants a single file.",
+            none.clone(),
+            None,
+        ),
+    )?;
+    step(
+        &clock,
+        &web,
+        decide("web-2", "Grace", "framework", "axum", "Tower ecosystem.", none.clone(), None),
+    )?;
+    step(
+        &clock,
+        &platform,
+        decide(
+            "plat-3",
+            "Linus",
+            "runtime",
+            "wasmtime 48",
+            "Pinned to what builds on Rust 1.95.",
+            none.clone(),
+            Some("plat-2"),
+        ),
+    )?;
+    step(
+        &clock,
+        &web,
+        Intent::new(
+            "Grace",
+            "retract",
+            json!({"key": "framework", "rationale": "Too early to choose."}).to_string(),
+        )
+        .with_id("web-3"),
+    )?;
 
     section("safety checks")?;
     let resent = platform.append(decide("plat-1", "Ada", "storage", "git", "Every event is a commit: history, review and backup for free.",
         json!([{"option": "postgres", "why": "a server to run"}, {"option": "sqlite", "why": "not diffable"}]), None))?;
-    print(&format!("resending intent plat-1 returns the original event #{} (created: {})", resent.event.seq, resent.created))?;
-    match platform.append(decide("plat-4", "Mallory", "runtime", "wasmer", "I prefer it.", none.clone(), Some("plat-2"))) {
+    print(&format!(
+        "resending intent plat-1 returns the original event #{} (created: {})",
+        resent.event.seq, resent.created
+    ))?;
+    match platform.append(decide(
+        "plat-4",
+        "Mallory",
+        "runtime",
+        "wasmer",
+        "I prefer it.",
+        none.clone(),
+        Some("plat-2"),
+    )) {
         Err(e) => print(&format!("superseding a decision that is no longer in force is refused: {e}"))?,
         Ok(_) => return Err(Error::Guest("a stale supersedes was accepted".into())),
     }
@@ -106,19 +185,31 @@ pub(crate) fn run(args: DemoArgs) -> Result<u8, Error> {
     section("fold of platform")?;
     print(&render_state(&serde_json::from_str(&platform.fold()?).unwrap_or(Value::Null)))?;
     section("overlay web over platform")?;
-    print(&render_view(&serde_json::from_str(&log.overlay(&["web".into(), "platform".into()])?).unwrap_or(Value::Null)))?;
+    print(&render_view(
+        &serde_json::from_str(&log.overlay(&["web".into(), "platform".into()])?).unwrap_or(Value::Null),
+    ))?;
     section("union of web and platform")?;
-    print(&render_view(&serde_json::from_str(&log.union(&["web".into(), "platform".into()])?).unwrap_or(Value::Null)))?;
+    print(&render_view(
+        &serde_json::from_str(&log.union(&["web".into(), "platform".into()])?).unwrap_or(Value::Null),
+    ))?;
 
     section("git log refs/dlog/spaces/platform (the real git)")?;
     git_log(&repo, "platform")?;
     section("verify")?;
     for name in log.spaces()? {
         let report = log.space(&name).verify()?;
-        print(&format!("{name}: {} events, {}", report.events, if report.problems.is_empty() { "chain sound".to_owned() } else { report.problems.join("; ") }))?;
+        print(&format!(
+            "{name}: {} events, {}",
+            report.events,
+            if report.problems.is_empty() { "chain sound".to_owned() } else { report.problems.join("; ") }
+        ))?;
     }
     if args.keep.is_some() {
-        print(&format!("\nthe repository is kept at {}; try: dlog --repo {} show platform runtime", repo.display(), repo.display()))?;
+        print(&format!(
+            "\nthe repository is kept at {}; try: dlog --repo {} show platform runtime",
+            repo.display(),
+            repo.display()
+        ))?;
     }
     Ok(exit::OK)
 }

@@ -84,7 +84,8 @@ pub(crate) fn export(context: &Context, args: ExportArgs) -> Result<u8, Error> {
             let count = space.export(&mut out)?;
             out.flush().map_err(|e| Error::Storage(format!("writing {}: {e}", tmp.display())))?;
             drop(out);
-            std::fs::rename(&tmp, path).map_err(|e| Error::Storage(format!("renaming to {}: {e}", path.display())))?;
+            std::fs::rename(&tmp, path)
+                .map_err(|e| Error::Storage(format!("renaming to {}: {e}", path.display())))?;
             count
         }
         None => space.export(&mut std::io::stdout().lock())?,
@@ -116,7 +117,10 @@ pub(crate) fn import(context: &Context, args: ImportArgs) -> Result<u8, Error> {
     for (n, line) in BufReader::new(reader).lines().enumerate() {
         let line = line.map_err(|e| Error::Invalid(format!("line {}: {e}", n + 1)))?;
         if line.is_empty() {
-            return Err(Error::Invalid(format!("line {}: empty line; an export has one event per line", n + 1)));
+            return Err(Error::Invalid(format!(
+                "line {}: empty line; an export has one event per line",
+                n + 1
+            )));
         }
         lines.push(line);
     }
@@ -157,7 +161,8 @@ pub(crate) fn component(args: ComponentArgs) -> Result<u8, Error> {
     write(&args.out, crate::COMPONENT)?;
     eprintln!("wrote the component ({} bytes) to {}", crate::COMPONENT.len(), args.out.display());
     if let Some(dir) = &args.wit {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Storage(format!("creating {}: {e}", dir.display())))?;
         for (name, text) in crate::WIT_FILES {
             write(&dir.join(name), text.as_bytes())?;
         }

@@ -112,7 +112,9 @@ impl Context {
     pub(crate) fn open(&self) -> Result<Log, Error> {
         let start = match &self.repo {
             Some(path) => path.clone(),
-            None => std::env::current_dir().map_err(|e| Error::Storage(format!("no current directory: {e}")))?,
+            None => {
+                std::env::current_dir().map_err(|e| Error::Storage(format!("no current directory: {e}")))?
+            }
         };
         Log::open(&start, crate::Options::for_this_process())
     }

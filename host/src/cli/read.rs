@@ -93,7 +93,8 @@ fn decision_lines(decisions: &serde_json::Map<String, Value>, with_space: bool) 
     decisions
         .iter()
         .map(|(key, d)| {
-            let from = if with_space { format!(" [{}]", d["space"].as_str().unwrap_or("")) } else { String::new() };
+            let from =
+                if with_space { format!(" [{}]", d["space"].as_str().unwrap_or("")) } else { String::new() };
             format!(
                 "  {key} = {}{from}\n      {} — {}, #{} rev {}, {}",
                 d["choice"].as_str().unwrap_or(""),
@@ -102,7 +103,18 @@ fn decision_lines(decisions: &serde_json::Map<String, Value>, with_space: bool) 
                 d["seq"],
                 d["revision"],
                 d["at_ms"].as_u64().map(time).unwrap_or_default()
-            )
+            ) + &d["rejected"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    format!(
+                        "\n      why not {}: {}",
+                        r["option"].as_str().unwrap_or(""),
+                        r["why"].as_str().unwrap_or("")
+                    )
+                })
+                .collect::<String>()
         })
         .collect()
 }
@@ -115,7 +127,12 @@ pub(crate) fn render_state(v: &Value) -> String {
         v["head"].as_str().unwrap_or("none")
     )];
     if let Some(a) = v["authority"].as_object() {
-        out.push(format!("authority: {} (epoch {}, since #{})", a["holder"].as_str().unwrap_or(""), a["epoch"], a["seq"]));
+        out.push(format!(
+            "authority: {} (epoch {}, since #{})",
+            a["holder"].as_str().unwrap_or(""),
+            a["epoch"],
+            a["seq"]
+        ));
     }
     let empty = serde_json::Map::new();
     let decisions = v["decisions"].as_object().unwrap_or(&empty);
@@ -198,7 +215,8 @@ pub(crate) struct ShowArgs {
 pub(crate) fn show(context: &Context, args: ShowArgs) -> Result<u8, Error> {
     let log = context.open()?;
     let space = log.space(&args.space);
-    let state: Value = serde_json::from_str(&space.fold()?).map_err(|e| Error::Guest(format!("fold output: {e}")))?;
+    let state: Value =
+        serde_json::from_str(&space.fold()?).map_err(|e| Error::Guest(format!("fold output: {e}")))?;
     let mut history = Vec::new();
     let mut next = 1;
     loop {
@@ -214,7 +232,10 @@ pub(crate) fn show(context: &Context, args: ShowArgs) -> Result<u8, Error> {
         }
     }
     if history.is_empty() {
-        return Err(Error::NotFound(format!("key {:?} was never decided in space {:?}", args.key, args.space)));
+        return Err(Error::NotFound(format!(
+            "key {:?} was never decided in space {:?}",
+            args.key, args.space
+        )));
     }
     let current = &state["decisions"][&args.key];
     let retracted = &state["retracted"][&args.key];
@@ -228,7 +249,10 @@ pub(crate) fn show(context: &Context, args: ShowArgs) -> Result<u8, Error> {
     let mut out = Vec::new();
     if current.is_object() {
         out.push(format!("{} / {} = {}", args.space, args.key, current["choice"].as_str().unwrap_or("")));
-        out.push(format!("  why:     {}", current["rationale"].as_str().unwrap_or("").replace('\n', "\n           ")));
+        out.push(format!(
+            "  why:     {}",
+            current["rationale"].as_str().unwrap_or("").replace('\n', "\n           ")
+        ));
         for r in current["rejected"].as_array().into_iter().flatten() {
             out.push(format!(
                 "  why not: {} — {}",
@@ -264,10 +288,17 @@ pub(crate) fn spaces(context: &Context) -> Result<u8, Error> {
     for name in log.spaces()? {
         let head = log.space(&name).head()?;
         if context.json {
-            let head = head.map(|h| json!({"commit": h.commit, "seq": h.seq, "epoch": h.epoch, "at_ms": h.at_ms}));
+            let head =
+                head.map(|h| json!({"commit": h.commit, "seq": h.seq, "epoch": h.epoch, "at_ms": h.at_ms}));
             print(&json!({"space": name, "head": head}).to_string())?;
         } else if let Some(h) = head {
-            print(&format!("{name:<24} {:>6} events  epoch {}  last {}  {}", h.seq, h.epoch, time(h.at_ms), &h.commit[..12]))?;
+            print(&format!(
+                "{name:<24} {:>6} events  epoch {}  last {}  {}",
+                h.seq,
+                h.epoch,
+                time(h.at_ms),
+                &h.commit[..12]
+            ))?;
         }
     }
     Ok(exit::OK)
