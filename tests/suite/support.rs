@@ -45,7 +45,7 @@ pub struct TestHost {
     pub clock: Arc<ManualClock>,
     pub authority: Arc<TestAuthority>,
     /// The repository of a git host (removed when the host is dropped).
-    pub dir: Option<tempfile::TempDir>,
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 impl TestHost {
@@ -63,7 +63,7 @@ pub fn memory_host() -> TestHost {
     let clock = Arc::new(ManualClock::new(T0));
     let authority = Arc::new(TestAuthority::new(WRITER, 1));
     let log = Log::with_backend(Arc::new(MemoryBackend::new()), options(&clock, &authority)).unwrap();
-    TestHost { name: "memory", log, clock, authority, dir: None }
+    TestHost { name: "memory", log, clock, authority, _dir: None }
 }
 
 /// A fresh git host: an empty bare repository in a temporary directory.
@@ -73,7 +73,7 @@ pub fn git_host() -> TestHost {
     let dir = tempfile::tempdir().unwrap();
     let backend = GitBackend::init_bare(&dir.path().join("log.git")).unwrap();
     let log = Log::with_backend(Arc::new(backend), options(&clock, &authority)).unwrap();
-    TestHost { name: "git", log, clock, authority, dir: Some(dir) }
+    TestHost { name: "git", log, clock, authority, _dir: Some(dir) }
 }
 
 /// Every kind of host, each fresh.
