@@ -101,6 +101,7 @@ struct Inner {
     backend: Arc<dyn Backend>,
     options: Options,
     user_name: Option<String>,
+    git_dir: Option<PathBuf>,
     session: Mutex<Option<Session>>,
 }
 
@@ -128,7 +129,14 @@ impl Log {
     pub fn with_backend(backend: Arc<dyn Backend>, options: Options) -> Result<Log, Error> {
         let runtime = Runtime::shared().map_err(|e| Error::Guest(format!("{e:#}")))?;
         Ok(Log {
-            inner: Arc::new(Inner { runtime, backend, options, user_name: None, session: Mutex::new(None) }),
+            inner: Arc::new(Inner {
+                runtime,
+                backend,
+                options,
+                user_name: None,
+                git_dir: None,
+                session: Mutex::new(None),
+            }),
         })
     }
 
@@ -137,9 +145,11 @@ impl Log {
     pub fn open(start: &Path, options: Options) -> Result<Log, Error> {
         let git = GitBackend::discover(start)?;
         let user_name = git.configured_user_name();
+        let git_dir = git.git_dir().to_path_buf();
         let mut log = Log::with_backend(Arc::new(git), options)?;
         if let Some(inner) = Arc::get_mut(&mut log.inner) {
             inner.user_name = user_name;
+            inner.git_dir = Some(git_dir);
         }
         Ok(log)
     }
@@ -149,6 +159,11 @@ impl Log {
     pub fn init(path: &Path, bare: bool) -> Result<PathBuf, Error> {
         let git = if bare { GitBackend::init_bare(path)? } else { GitBackend::init(path)? };
         Ok(git.git_dir().to_path_buf())
+    }
+
+    /// The git directory of the repository, if the log is in one.
+    pub fn git_dir(&self) -> Option<&Path> {
+        self.inner.git_dir.as_deref()
     }
 
     /// git's `user.name` for the repository, if the log is in one.

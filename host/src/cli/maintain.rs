@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
@@ -158,6 +159,9 @@ pub(crate) fn component(args: ComponentArgs) -> Result<u8, Error> {
     let write = |path: &PathBuf, bytes: &[u8]| {
         std::fs::write(path, bytes).map_err(|e| Error::Storage(format!("writing {}: {e}", path.display())))
     };
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::Storage(format!("creating {}: {e}", parent.display())))?;
+    }
     write(&args.out, crate::COMPONENT)?;
     eprintln!("wrote the component ({} bytes) to {}", crate::COMPONENT.len(), args.out.display());
     if let Some(dir) = &args.wit {
@@ -169,4 +173,51 @@ pub(crate) fn component(args: ComponentArgs) -> Result<u8, Error> {
         eprintln!("wrote {} WIT files to {}", crate::WIT_FILES.len(), dir.display());
     }
     Ok(exit::OK)
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+A writer killed at the wrong instant can leave refs/dlog/spaces/<space>.lock
+behind; appends to that space then fail with a storage error naming the lock.
+`dlog doctor` lists such files with their age; `--remove-stale-locks` deletes
+those older than --older-than. A lock that young may belong to a running writer
+and is never removed.")]
+pub(crate) struct DoctorArgs {
+    /// Remove lock files older than --older-than.
+    #[arg(long)]
+    remove_stale_locks: bool,
+    /// Only locks at least this old count as stale.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    older_than: Duration,
+}
+
+pub(crate) fn doctor(context: &Context, args: DoctorArgs) -> Result<u8, Error> {
+    let log = context.open()?;
+    let git_dir = log.git_dir().ok_or_else(|| Error::Storage("the log is not in a git repository".into()))?;
+    let locks = crate::doctor::find_locks(git_dir)?;
+    let mut remaining = 0;
+    for lock in &locks {
+        let stale = lock.age >= args.older_than;
+        let removed = args.remove_stale_locks && stale;
+        if removed {
+            crate::doctor::remove_lock(git_dir, lock)?;
+        } else {
+            remaining += 1;
+        }
+        let age = humantime::format_duration(Duration::from_secs(lock.age.as_secs()));
+        if context.json {
+            print(&json!({"lock": lock.path.display().to_string(), "age_s": lock.age.as_secs(), "stale": stale, "removed": removed}).to_string())?;
+        } else {
+            let verdict = match (removed, stale) {
+                (true, _) => "removed",
+                (false, true) => "stale: remove with --remove-stale-locks",
+                (false, false) => "recent: may be held by a running writer; left alone",
+            };
+            print(&format!("{} (age {age}): {verdict}", lock.path.display()))?;
+        }
+    }
+    if locks.is_empty() && !context.json {
+        print("no lock files: nothing blocks appends")?;
+    }
+    Ok(if remaining == 0 { exit::OK } else { exit::STORAGE })
 }

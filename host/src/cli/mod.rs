@@ -94,6 +94,8 @@ enum Command {
     Export(maintain::ExportArgs),
     /// Replay an export into a space (validated whole first; re-import is a no-op).
     Import(maintain::ImportArgs),
+    /// Find lock files a killed writer left behind, and clear them if asked.
+    Doctor(maintain::DoctorArgs),
     /// Write the embedded WebAssembly component (and its WIT) for other hosts.
     Component(maintain::ComponentArgs),
     /// Run a scripted history in a temporary repository and show the result.
@@ -134,6 +136,7 @@ pub fn run() -> ExitCode {
         Command::Verify(args) => maintain::verify(&context, args),
         Command::Export(args) => maintain::export(&context, args),
         Command::Import(args) => maintain::import(&context, args),
+        Command::Doctor(args) => maintain::doctor(&context, args),
         Command::Component(args) => maintain::component(args),
         Command::Demo(args) => demo::run(args),
     };
