@@ -41,3 +41,41 @@ impl Authority for SoleWriter {
         })
     }
 }
+
+/// The lease view backed by a real lease store: what a process that takes
+/// part in the lease protocol (one-shot writers, `dlog serve`) tells its guest.
+#[derive(Debug, Clone)]
+pub struct LeaseAuthority {
+    identity: String,
+    leases: crate::lease::Leases,
+}
+
+impl LeaseAuthority {
+    /// The view of `leases` for a host appending as `identity`.
+    pub fn new(identity: impl Into<String>, leases: crate::lease::Leases) -> LeaseAuthority {
+        LeaseAuthority { identity: identity.into(), leases }
+    }
+}
+
+impl Authority for LeaseAuthority {
+    fn identity(&self) -> String {
+        self.identity.clone()
+    }
+    fn current(&self, space: &str) -> Option<Lease> {
+        // A lease that cannot be read is no lease: the guest then refuses the
+        // append as not-holder, which is the safe answer.
+        self.leases.status(space).ok().flatten()
+    }
+}
+
+/// A readable, unique identity for this process: `<role>@<host>:<pid>#<tag>`.
+pub fn process_identity(role: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let tag = &uuid::Uuid::now_v7().simple().to_string()[24..];
+    format!("{role}@{host}:{}#{tag}", std::process::id())
+}

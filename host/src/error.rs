@@ -58,6 +58,16 @@ pub enum Error {
     /// Storage failed.
     #[error("storage failure: {0}")]
     Storage(String),
+    /// Another writer kept the space's lease for longer than we would wait.
+    #[error("timed out after {} waiting for {} (epoch {}) to release space {space:?}", humantime::format_duration(*waited), holder.holder, holder.epoch)]
+    Timeout {
+        /// The space.
+        space: String,
+        /// Who held it.
+        holder: Lease,
+        /// How long we waited.
+        waited: std::time::Duration,
+    },
     /// The component trapped or could not be instantiated: a bug, not a user error.
     #[error("the decision-log component failed: {0}")]
     Guest(String),
@@ -88,6 +98,7 @@ impl Error {
             Error::NotFound(_) => "not-found",
             Error::Corrupt(_) => "corrupt",
             Error::Storage(_) => "storage",
+            Error::Timeout { .. } => "timeout",
             Error::Guest(_) => "guest",
         }
     }

@@ -14,11 +14,17 @@ pub mod clock;
 pub mod doctor;
 mod error;
 mod imports;
+pub mod lease;
 mod log;
+mod route;
 pub mod runtime;
+pub mod serve;
 
 pub use error::Error;
-pub use log::{Appended, Event, Head, ImportReport, Intent, Log, Options, Position, Space, VerifyReport};
+pub use log::{
+    Appended, Event, Head, ImportReport, Intent, Log, Options, Position, Routing, Space, VerifyReport,
+    WireIntent,
+};
 pub use runtime::COMPONENT;
 
 /// The WIT package the component implements, file by file, as published.

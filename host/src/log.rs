@@ -9,15 +9,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::authority::{Authority, SoleWriter};
+use crate::authority::{Authority, LeaseAuthority, process_identity};
 use crate::backend::{Backend, GitBackend, MemoryBackend};
 use crate::bindings::dlog::decision_log::types as wit;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::imports::HostState;
+use crate::lease::{FileLeases, LeaseCell, Leases, MemoryLeases};
 use crate::runtime::{Limits, Runtime, Session};
 
-pub use wit::{Appended, Event, Head, ImportReport, Position, VerifyReport};
+pub use wit::{Appended, Event, Head, ImportReport, Intent as WireIntent, Position, VerifyReport};
 
 /// How many times an append without `expect_seq` is retried after another
 /// writer moved the head between our read and our compare-and-swap.
@@ -56,7 +57,8 @@ impl Intent {
         self
     }
 
-    fn into_wit(self) -> wit::Intent {
+    /// The intent as the guest takes it, with a fresh UUIDv7 id if it had none.
+    pub fn into_wit(self) -> wit::Intent {
         wit::Intent {
             id: self.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             actor: self.actor,
@@ -70,36 +72,63 @@ impl Intent {
 /// How a [`Log`] is set up.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Who may append, as the guest will be told.
-    pub authority: Arc<dyn Authority>,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
     /// Bounds on the guest.
     pub limits: Limits,
+    /// A fixed lease view for the guest (tests, single-writer embeddings).
+    /// None: take part in the lease protocol — forward to the live holder,
+    /// or take a short one-shot lease (see [`Routing`]).
+    pub authority: Option<Arc<dyn Authority>>,
+    /// The identity this log appends as under the lease protocol
+    /// (default: `$DLOG_IDENTITY`, else `dlog@<host>:<pid>#<tag>`).
+    pub identity: Option<String>,
+    /// How long a one-shot writer's lease lasts.
+    pub one_shot_ttl: Duration,
+    /// How long an append waits for another one-shot writer before failing.
+    pub wait: Duration,
 }
 
 impl Options {
-    /// Options for a CLI process: the system clock, and this process as the
-    /// sole writer. (Leases between processes arrive with `dlog serve`.)
-    pub fn for_this_process() -> Options {
-        Options::default()
+    /// The same options with a fixed lease view: this log is the sole writer.
+    pub fn sole_writer(mut self, authority: Arc<dyn Authority>) -> Options {
+        self.authority = Some(authority);
+        self
     }
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
-            authority: Arc::new(SoleWriter::new("dlog", 1)),
             clock: Arc::new(SystemClock),
             limits: Limits::default(),
+            authority: None,
+            identity: std::env::var("DLOG_IDENTITY").ok().filter(|s| !s.is_empty()),
+            one_shot_ttl: Duration::from_secs(5),
+            wait: Duration::from_secs(10),
         }
     }
+}
+
+/// The lease protocol of a log that is not a fixed sole writer.
+#[derive(Clone, Debug)]
+pub struct Routing {
+    /// The lease store and its rules.
+    pub leases: Leases,
+    /// Who this log appends as.
+    pub identity: String,
+    /// How long a one-shot lease lasts.
+    pub one_shot_ttl: Duration,
+    /// How long to wait for a one-shot holder.
+    pub wait: Duration,
 }
 
 struct Inner {
     runtime: Arc<Runtime>,
     backend: Arc<dyn Backend>,
     options: Options,
+    authority: Arc<dyn Authority>,
+    routing: Option<Routing>,
     user_name: Option<String>,
     git_dir: Option<PathBuf>,
     session: Mutex<Option<Session>>,
@@ -125,33 +154,61 @@ impl Log {
         Log::with_backend(Arc::new(MemoryBackend::new()), Options::default())
     }
 
-    /// A log over any backend.
+    /// A log over any backend, with its leases (if it uses the lease
+    /// protocol) in memory: a lease store shared only within this process.
     pub fn with_backend(backend: Arc<dyn Backend>, options: Options) -> Result<Log, Error> {
-        let runtime = Runtime::shared().map_err(|e| Error::Guest(format!("{e:#}")))?;
-        Ok(Log {
-            inner: Arc::new(Inner {
-                runtime,
-                backend,
-                options,
-                user_name: None,
-                git_dir: None,
-                session: Mutex::new(None),
-            }),
-        })
+        Log::with_leases(backend, Arc::new(MemoryLeases::new()), options)
+    }
+
+    /// A log over any backend and lease store.
+    pub fn with_leases(
+        backend: Arc<dyn Backend>,
+        cell: Arc<dyn LeaseCell>,
+        options: Options,
+    ) -> Result<Log, Error> {
+        Log::build(backend, cell, options, None, None)
     }
 
     /// The log in the git repository containing `start` (found upwards, like
-    /// git). For a repository at exactly a path, `with_backend(GitBackend::open(..))`.
+    /// git), with its leases in the repository, shared by every process.
     pub fn open(start: &Path, options: Options) -> Result<Log, Error> {
         let git = GitBackend::discover(start)?;
         let user_name = git.configured_user_name();
         let git_dir = git.git_dir().to_path_buf();
-        let mut log = Log::with_backend(Arc::new(git), options)?;
-        if let Some(inner) = Arc::get_mut(&mut log.inner) {
-            inner.user_name = user_name;
-            inner.git_dir = Some(git_dir);
-        }
-        Ok(log)
+        let cell = Arc::new(FileLeases::open(&git_dir)?);
+        Log::build(Arc::new(git), cell, options, user_name, Some(git_dir))
+    }
+
+    fn build(
+        backend: Arc<dyn Backend>,
+        cell: Arc<dyn LeaseCell>,
+        options: Options,
+        user_name: Option<String>,
+        git_dir: Option<PathBuf>,
+    ) -> Result<Log, Error> {
+        let runtime = Runtime::shared().map_err(|e| Error::Guest(format!("{e:#}")))?;
+        let (authority, routing): (Arc<dyn Authority>, _) = match &options.authority {
+            Some(fixed) => (fixed.clone(), None),
+            None => {
+                let identity = options.identity.clone().unwrap_or_else(|| process_identity("dlog"));
+                let leases = Leases::new(cell, options.clock.clone());
+                let routing = Routing {
+                    leases: leases.clone(),
+                    identity: identity.clone(),
+                    one_shot_ttl: options.one_shot_ttl,
+                    wait: options.wait,
+                };
+                (Arc::new(LeaseAuthority::new(identity, leases)), Some(routing))
+            }
+        };
+        let session = Mutex::new(None);
+        let inner = Inner { runtime, backend, options, authority, routing, user_name, git_dir, session };
+        Ok(Log { inner: Arc::new(inner) })
+    }
+
+    /// The lease protocol this log follows; none for a fixed sole writer.
+    pub fn routing(&self) -> Option<&Routing> {
+        self.inner.routing.as_ref()
     }
 
     /// Create a git repository for decision logs at `path` (bare or with a
@@ -212,7 +269,7 @@ impl Log {
         if guard.is_none() {
             let state = HostState {
                 backend: self.inner.backend.clone(),
-                authority: self.inner.options.authority.clone(),
+                authority: self.inner.authority.clone(),
                 clock: self.inner.options.clock.clone(),
                 limits: Default::default(),
             };
@@ -257,20 +314,37 @@ impl Space {
 
     /// Append one intent. Without `expect_seq`, a lost race with another
     /// writer is retried on the new head; with it, the race is a conflict.
+    /// Under the lease protocol the intent goes to the live holder, or this
+    /// log takes a one-shot lease for it.
     pub fn append(&self, intent: Intent) -> Result<Appended, Error> {
-        let retry = intent.expect_seq.is_none();
-        let intent = intent.into_wit();
-        with_race_retries(retry, || {
-            self.log.call(|b, s| b.dlog_decision_log_log().call_append(s, &self.name, &intent))
-        })
+        let mut results = self.submit(vec![intent.into_wit()], false)?;
+        results.pop().ok_or_else(|| Error::Guest("an append returned no event".into()))
     }
 
     /// Append intents as one unit: all become visible with one ref update, or none.
     pub fn append_batch(&self, intents: Vec<Intent>) -> Result<Vec<Appended>, Error> {
+        self.submit(intents.into_iter().map(Intent::into_wit).collect(), true)
+    }
+
+    fn submit(&self, intents: Vec<wit::Intent>, batch: bool) -> Result<Vec<Appended>, Error> {
+        match &self.log.inner.routing {
+            Some(routing) => crate::route::submit(self, routing, &intents, batch),
+            None => self.append_here(&intents, batch),
+        }
+    }
+
+    /// Append on this log's own guest, whatever the lease says (the guest
+    /// still checks it): what a lease holder does with forwarded intents.
+    pub fn append_here(&self, intents: &[wit::Intent], batch: bool) -> Result<Vec<Appended>, Error> {
         let retry = intents.iter().all(|i| i.expect_seq.is_none());
-        let intents: Vec<wit::Intent> = intents.into_iter().map(Intent::into_wit).collect();
         with_race_retries(retry, || {
-            self.log.call(|b, s| b.dlog_decision_log_log().call_append_batch(s, &self.name, &intents))
+            self.log.call(|b, s| {
+                let log = b.dlog_decision_log_log();
+                match (batch, intents) {
+                    (false, [one]) => Ok(log.call_append(s, &self.name, one)?.map(|a| vec![a])),
+                    _ => log.call_append_batch(s, &self.name, intents),
+                }
+            })
         })
     }
 
@@ -301,7 +375,14 @@ impl Space {
 
     /// Replay exported events (one canonical event per element).
     pub fn import(&self, events: &[String]) -> Result<ImportReport, Error> {
-        self.log.call(|b, s| b.dlog_decision_log_log().call_import(s, &self.name, events))
+        let import = || self.log.call(|b, s| b.dlog_decision_log_log().call_import(s, &self.name, events));
+        match &self.log.inner.routing {
+            Some(routing) => match routing.leases.live(&self.name)? {
+                Some(lease) if lease.holder == routing.identity => import(),
+                _ => crate::route::with_one_shot_lease(self, routing, import),
+            },
+            None => import(),
+        }
     }
 
     /// Write every event as JSON Lines (one canonical event per line);

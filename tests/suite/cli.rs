@@ -281,7 +281,7 @@ fn the_demo_runs_on_its_embedded_default() {
     assert!(text.contains("conflicts (1):"), "{text}");
     // The clock is fixed, so the head is the same on every run.
     assert!(
-        text.contains("space platform at seq 3 (head dde1fe99d69c48ca50d4d5b87c794adb81e7cb9a)"),
+        text.contains("space platform at seq 3 (head bffbd22761ce127458d7caa778360ca9ea751950)"),
         "{text}"
     );
 }

@@ -90,8 +90,8 @@ fn every_host_reproduces_the_golden_transcripts_byte_for_byte() {
                 script["identity"].as_str().unwrap(),
                 script["epoch"].as_u64().unwrap(),
             ));
-            let options =
-                decision_log::Options { clock: host.clock.clone(), authority, ..Default::default() };
+            let options = decision_log::Options { clock: host.clock.clone(), ..Default::default() }
+                .sole_writer(authority);
             let log = Log::with_backend(host.log.backend().clone(), options).unwrap();
             let actual = replay(&script, &log, &host.clock);
             let pretty = serde_json::to_string_pretty(&actual).unwrap() + "\n";

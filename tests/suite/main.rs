@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod authority;
 mod cli;
 mod component;
 mod git_backend;

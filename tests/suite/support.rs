@@ -55,7 +55,7 @@ impl TestHost {
 }
 
 fn options(clock: &Arc<ManualClock>, authority: &Arc<TestAuthority>) -> Options {
-    Options { clock: clock.clone(), authority: authority.clone(), ..Options::default() }
+    Options { clock: clock.clone(), ..Options::default() }.sole_writer(authority.clone())
 }
 
 /// A fresh in-memory host.

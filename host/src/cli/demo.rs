@@ -88,7 +88,9 @@ pub(crate) fn run(args: DemoArgs) -> Result<u8, Error> {
     let web = log.space("web");
     print(&format!("decision-log demo: a fresh repository at {}", repo.display()))?;
 
-    section("appending decisions (each is a git commit, each line: seq, time, actor, what, id)")?;
+    section(
+        "appending decisions (each is a git commit; each append is a one-shot writer: it takes the space's lease at a new epoch, appends, releases)",
+    )?;
     let none = json!([]);
     step(
         &clock,

@@ -160,7 +160,8 @@ pub(crate) fn component(args: ComponentArgs) -> Result<u8, Error> {
         std::fs::write(path, bytes).map_err(|e| Error::Storage(format!("writing {}: {e}", path.display())))
     };
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::Storage(format!("creating {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::Storage(format!("creating {}: {e}", parent.display())))?;
     }
     write(&args.out, crate::COMPONENT)?;
     eprintln!("wrote the component ({} bytes) to {}", crate::COMPONENT.len(), args.out.display());

@@ -2,6 +2,7 @@
 
 mod append;
 mod demo;
+mod lease;
 mod maintain;
 mod output;
 mod read;
@@ -38,7 +39,7 @@ pub fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Invalid(_) => exit::USAGE,
         Error::HeadConflict { .. } | Error::DecisionConflict { .. } | Error::IdConflict(_) => exit::CONFLICT,
-        Error::NotHolder { .. } | Error::StaleEpoch { .. } => exit::AUTHORITY,
+        Error::NotHolder { .. } | Error::StaleEpoch { .. } | Error::Timeout { .. } => exit::AUTHORITY,
         Error::NotFound(_) => exit::NOT_FOUND,
         Error::Corrupt(_) => exit::CORRUPT,
         Error::Storage(_) => exit::STORAGE,
@@ -54,6 +55,7 @@ Examples:
   dlog --repo decisions.git fold team
   dlog --repo decisions.git show team db
   dlog --repo decisions.git events team --follow
+  dlog --repo decisions.git serve team            (then appends from other processes are forwarded)
   dlog demo
 
 Exit codes: 0 ok, 1 unexpected failure, 2 usage or invalid input, 3 conflict,
@@ -70,6 +72,9 @@ pub struct Cli {
     /// Machine-readable output (JSON; JSON Lines for event streams).
     #[arg(long, global = true)]
     json: bool,
+    /// How long an append waits for another writer's lease before failing.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    wait: std::time::Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -94,6 +99,10 @@ enum Command {
     Export(maintain::ExportArgs),
     /// Replay an export into a space (validated whole first; re-import is a no-op).
     Import(maintain::ImportArgs),
+    /// Inspect or hold a space's lease (who may append, at which epoch).
+    Lease(lease::LeaseArgs),
+    /// Hold spaces' leases and append the intents other processes forward.
+    Serve(lease::ServeArgs),
     /// Find lock files a killed writer left behind, and clear them if asked.
     Doctor(maintain::DoctorArgs),
     /// Write the embedded WebAssembly component (and its WIT) for other hosts.
@@ -107,25 +116,33 @@ enum Command {
 pub(crate) struct Context {
     repo: Option<PathBuf>,
     json: bool,
+    wait: std::time::Duration,
 }
 
 impl Context {
+    /// Where to look for the repository: `--repo`, or the current directory.
+    pub(crate) fn start(&self) -> Result<PathBuf, Error> {
+        match &self.repo {
+            Some(path) => Ok(path.clone()),
+            None => std::env::current_dir().map_err(|e| Error::Storage(format!("no current directory: {e}"))),
+        }
+    }
+
     /// Open the log of the repository given or found from the current directory.
     pub(crate) fn open(&self) -> Result<Log, Error> {
-        let start = match &self.repo {
-            Some(path) => path.clone(),
-            None => {
-                std::env::current_dir().map_err(|e| Error::Storage(format!("no current directory: {e}")))?
-            }
-        };
-        Log::open(&start, crate::Options::for_this_process())
+        Log::open(&self.start()?, self.options())
+    }
+
+    /// Options for this process's log: the lease protocol with `--wait`.
+    pub(crate) fn options(&self) -> crate::Options {
+        crate::Options { wait: self.wait, ..crate::Options::default() }
     }
 }
 
 /// Parse the arguments, run the command, and map the outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let context = Context { repo: cli.repo, json: cli.json };
+    let context = Context { repo: cli.repo, json: cli.json, wait: cli.wait };
     let result = match cli.command {
         Command::Init(args) => maintain::init(&context, args),
         Command::Append(args) => append::run(&context, args),
@@ -136,6 +153,8 @@ pub fn run() -> ExitCode {
         Command::Verify(args) => maintain::verify(&context, args),
         Command::Export(args) => maintain::export(&context, args),
         Command::Import(args) => maintain::import(&context, args),
+        Command::Lease(args) => lease::lease(&context, args),
+        Command::Serve(args) => lease::serve(&context, args),
         Command::Doctor(args) => maintain::doctor(&context, args),
         Command::Component(args) => maintain::component(args),
         Command::Demo(args) => demo::run(args),

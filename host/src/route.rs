@@ -1,0 +1,83 @@
+//! Where an append goes under the lease protocol (SPEC §6):
+//!
+//! - this log holds the live lease → append here;
+//! - another live holder with an endpoint (`dlog serve`) → forward the
+//!   intents there and return its answer;
+//! - a live holder without an endpoint (another one-shot writer) → wait for
+//!   it, bounded by [`Routing::wait`];
+//! - no live holder → take a short one-shot lease, append here, release.
+//!
+//! A holder that has lost its lease refuses the intents (the guest checks the
+//! lease on every append), so every `not holder` answer sends the intents
+//! round this loop again; they are never queued and applied later.
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::log::{Appended, Routing, Space, WireIntent};
+use crate::serve::wire;
+
+/// Pause between looks at a lease that is busy.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Append `intents` to `space` by the lease protocol.
+pub(crate) fn submit(
+    space: &Space,
+    routing: &Routing,
+    intents: &[WireIntent],
+    batch: bool,
+) -> Result<Vec<Appended>, Error> {
+    let deadline = Instant::now() + routing.wait;
+    loop {
+        let outcome = match routing.leases.live(space.name())? {
+            Some(lease) if lease.holder == routing.identity => space.append_here(intents, batch),
+            Some(lease) => match &lease.endpoint {
+                Some(endpoint) => match wire::forward(endpoint, space.name(), intents, batch) {
+                    Ok(answer) => answer,
+                    Err(unreachable) if Instant::now() < deadline => {
+                        let _ = unreachable;
+                        sleep(POLL);
+                        continue;
+                    }
+                    Err(unreachable) => {
+                        return Err(Error::Storage(format!(
+                            "the holder of space {:?} ({}, epoch {}) does not answer at {endpoint}: {unreachable}",
+                            space.name(),
+                            lease.holder,
+                            lease.epoch
+                        )));
+                    }
+                },
+                None => Err(Error::NotHolder { space: space.name().into(), holder: Some(lease) }),
+            },
+            None => with_one_shot_lease(space, routing, || space.append_here(intents, batch)),
+        };
+        match outcome {
+            Err(Error::NotHolder { holder, .. }) if Instant::now() < deadline => {
+                let _ = holder;
+                sleep(POLL);
+            }
+            Err(Error::NotHolder { holder: Some(holder), .. }) => {
+                return Err(Error::Timeout { space: space.name().into(), holder, waited: routing.wait });
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Take a one-shot lease on `space` (no endpoint), run `f`, release it.
+/// When someone else holds the lease, answers `not holder` with that lease.
+pub(crate) fn with_one_shot_lease<T>(
+    space: &Space,
+    routing: &Routing,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    let log_epoch = space.head()?.map_or(0, |h| h.epoch);
+    routing.leases.acquire(space.name(), &routing.identity, routing.one_shot_ttl, None, log_epoch)?;
+    let result = f();
+    // Releasing fails only if the lease expired and was taken meanwhile;
+    // the append itself was fenced by the guest, so there is nothing to undo.
+    let _ = routing.leases.release(space.name(), &routing.identity);
+    result
+}

@@ -1,0 +1,278 @@
+//! `dlog serve`: hold the leases of some spaces, keep them renewed, fence
+//! each grant with an `authority` event, and append the intents other
+//! processes forward (protocol: [`wire`]).
+//!
+//! The endpoint is a Unix socket in `<git-dir>/dlog/run/` (a directory only
+//! the owner can enter; the socket is 0600) or, when asked, a loopback TCP
+//! address. Nothing listens beyond this machine.
+
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::log::{Intent, Log, Routing};
+
+/// Where `serve` listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// A Unix socket at this path (default: in `<git-dir>/dlog/run/`).
+    Unix(Option<PathBuf>),
+    /// A loopback TCP address (port 0: any free port).
+    Tcp(SocketAddr),
+}
+
+/// What `serve` was asked to do.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The spaces to hold.
+    pub spaces: Vec<String>,
+    /// Lease time-to-live; renewed every third of it.
+    pub ttl: Duration,
+    /// Where to listen.
+    pub listen: Listen,
+}
+
+fn say(message: &str) {
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+    eprintln!("{now} dlog serve: {message}");
+}
+
+fn time(at_ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(at_ms)).to_string()
+}
+
+enum Listener {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener),
+}
+
+fn bind(log: &Log, listen: &Listen) -> Result<(Listener, String), Error> {
+    let io = |what: String, e: std::io::Error| Error::Storage(format!("{what}: {e}"));
+    match listen {
+        Listen::Tcp(addr) => {
+            if !addr.ip().is_loopback() {
+                return Err(Error::Invalid(format!(
+                    "--listen {addr}: serve listens on loopback addresses only"
+                )));
+            }
+            let listener = TcpListener::bind(addr).map_err(|e| io(format!("cannot listen on {addr}"), e))?;
+            let local = listener.local_addr().map_err(|e| io("no local address".into(), e))?;
+            Ok((Listener::Tcp(listener), format!("tcp:{local}")))
+        }
+        Listen::Unix(path) => {
+            let path = match path {
+                Some(p) => p.clone(),
+                None => {
+                    let dir = log
+                        .git_dir()
+                        .ok_or_else(|| Error::Invalid("serve needs a git repository".into()))?
+                        .join("dlog/run");
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| io(format!("cannot create {}", dir.display()), e))?;
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                        .map_err(|e| io(format!("cannot restrict {}", dir.display()), e))?;
+                    dir.join(format!("serve-{}.sock", std::process::id()))
+                }
+            };
+            let _ = std::fs::remove_file(&path);
+            let listener = UnixListener::bind(&path)
+                .map_err(|e| io(format!("cannot listen on {}", path.display()), e))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io(format!("cannot restrict {}", path.display()), e))?;
+            let endpoint = format!("unix:{}", path.display());
+            Ok((Listener::Unix(listener, path), endpoint))
+        }
+    }
+}
+
+/// Answer one connection: one JSON line in, one JSON line out, until EOF.
+fn handle(log: &Log, stream: Box<dyn wire::ReadWrite>, holder: &str) {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+        let answer = match serde_json::from_str::<Value>(&line) {
+            Ok(request) => match request["op"].as_str() {
+                Some("append") => {
+                    let answer = (|| {
+                        let space =
+                            request["space"].as_str().ok_or_else(|| Error::Invalid("no space".into()))?;
+                        let intents = request["intents"]
+                            .as_array()
+                            .ok_or_else(|| Error::Invalid("no intents".into()))?
+                            .iter()
+                            .map(wire::intent_from_json)
+                            .collect::<Result<Vec<_>, _>>()?;
+                        log.space(space).append_here(&intents, request["batch"].as_bool().unwrap_or(false))
+                    })();
+                    wire::answer_to_json(&answer)
+                }
+                Some("ping") => json!({"ok": "pong", "holder": holder}),
+                _ => wire::answer_to_json(&Err(Error::Invalid(
+                    "unknown op; expected \"append\" or \"ping\"".into(),
+                ))),
+            },
+            Err(e) => wire::answer_to_json(&Err(Error::Invalid(format!("the request is not JSON: {e}")))),
+        };
+        let stream = reader.get_mut();
+        if stream.write_all(format!("{answer}\n").as_bytes()).and_then(|()| stream.flush()).is_err() {
+            return;
+        }
+        line.clear();
+    }
+}
+
+/// Acquire (or renew) every configured space; fence each new grant.
+fn maintain(
+    log: &Log,
+    routing: &Routing,
+    config: &ServeConfig,
+    endpoint: &str,
+    held: &Mutex<BTreeMap<String, u64>>,
+) {
+    for space in &config.spaces {
+        let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+        let handle = log.space(space);
+        if let Some(&epoch) = held.get(space) {
+            match routing.leases.renew(space, &routing.identity, config.ttl) {
+                Ok(_) => continue,
+                Err(e) => {
+                    say(&format!("lost the lease on {space} (epoch {epoch}): {e}"));
+                    held.remove(space);
+                }
+            }
+        }
+        let log_epoch = match handle.head() {
+            Ok(head) => head.map_or(0, |h| h.epoch),
+            Err(e) => {
+                say(&format!("cannot read the head of {space}: {e}"));
+                continue;
+            }
+        };
+        match routing.leases.acquire(
+            space,
+            &routing.identity,
+            config.ttl,
+            Some(endpoint.to_owned()),
+            log_epoch,
+        ) {
+            Ok(lease) => {
+                let body = json!({"holder": routing.identity, "epoch": lease.epoch}).to_string();
+                let fence = Intent::new(routing.identity.clone(), "authority", body)
+                    .with_id(format!("authority-{}", lease.epoch));
+                match handle.append_here(&[fence.into_wit()], false) {
+                    Ok(appended) => {
+                        let seq = appended.first().map_or(0, |a| a.event.seq);
+                        say(&format!(
+                            "serving {space} at epoch {} (fenced at seq {seq}) on {endpoint}",
+                            lease.epoch
+                        ));
+                        held.insert(space.clone(), lease.epoch);
+                    }
+                    Err(e) => {
+                        say(&format!("could not fence {space} at epoch {}: {e}; releasing it", lease.epoch));
+                        let _ = routing.leases.release(space, &routing.identity);
+                    }
+                }
+            }
+            Err(Error::NotHolder { holder: Some(other), .. }) => {
+                if held.is_empty() {
+                    say(&format!(
+                        "waiting for {space}: held by {} (epoch {}) until {}",
+                        other.holder,
+                        other.epoch,
+                        time(other.expires_at_ms)
+                    ));
+                }
+            }
+            Err(e) => say(&format!("cannot acquire {space}: {e}")),
+        }
+    }
+}
+
+/// Run until SIGTERM or SIGINT; then release every lease and remove the socket.
+pub fn serve(log: &Log, config: ServeConfig) -> Result<(), Error> {
+    let routing =
+        log.routing().cloned().ok_or_else(|| Error::Invalid("serve needs the lease protocol".into()))?;
+    if config.spaces.is_empty() {
+        return Err(Error::Invalid("name the spaces to serve".into()));
+    }
+    for space in &config.spaces {
+        crate::lease::check_space(space)?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| Error::Storage(format!("cannot handle signals: {e}")))?;
+    }
+    let (listener, endpoint) = bind(log, &config.listen)?;
+    say(&format!("{} listening on {endpoint}", routing.identity));
+    let held = Arc::new(Mutex::new(BTreeMap::new()));
+    let (log_for_accept, holder_for_accept) = (log.clone(), routing.identity.clone());
+    maintain(log, &routing, &config, &endpoint, &held);
+
+    let maintainer = {
+        let (log, routing, config, endpoint, held, stop) =
+            (log.clone(), routing.clone(), config.clone(), endpoint.clone(), held.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let period = (config.ttl / 3).max(Duration::from_millis(10));
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(period);
+                maintain(&log, &routing, &config, &endpoint, &held);
+            }
+        })
+    };
+
+    let socket = match &listener {
+        Listener::Unix(_, path) => Some(path.clone()),
+        Listener::Tcp(_) => None,
+    };
+    // Accepting blocks in its own thread (no polling latency on the append
+    // path); it ends with the process.
+    std::thread::spawn(move || {
+        loop {
+            let stream: std::io::Result<Box<dyn wire::ReadWrite>> = match &listener {
+                Listener::Unix(l, _) => l.accept().map(|(s, _)| Box::new(s) as Box<dyn wire::ReadWrite>),
+                Listener::Tcp(l) => l.accept().and_then(|(s, _)| {
+                    s.set_nodelay(true)?;
+                    Ok(Box::new(s) as Box<dyn wire::ReadWrite>)
+                }),
+            };
+            match stream {
+                Ok(stream) => {
+                    let (log, holder) = (log_for_accept.clone(), holder_for_accept.clone());
+                    std::thread::spawn(move || handle(&log, stream, &holder));
+                }
+                Err(e) => say(&format!("accept failed: {e}")),
+            }
+        }
+    });
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    say("stopping: releasing leases");
+    let _ = maintainer.join();
+    let held = std::mem::take(&mut *held.lock().unwrap_or_else(|e| e.into_inner()));
+    for space in held.keys() {
+        match routing.leases.release(space, &routing.identity) {
+            Ok(_) => say(&format!("released {space}")),
+            Err(e) => say(&format!("could not release {space}: {e}")),
+        }
+    }
+    if let Some(path) = socket {
+        let _ = std::fs::remove_file(path);
+    }
+    say("stopped");
+    Ok(())
+}
