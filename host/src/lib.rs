@@ -11,6 +11,7 @@ pub mod backend;
 mod bindings;
 pub mod cli;
 pub mod clock;
+mod component_cache;
 pub mod doctor;
 mod error;
 mod imports;

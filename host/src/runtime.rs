@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
 
@@ -77,8 +77,7 @@ impl Runtime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config).context("failed to create the wasmtime engine")?;
-        let component =
-            Component::new(&engine, COMPONENT).context("failed to compile the decision-log component")?;
+        let component = crate::component_cache::load(&engine)?;
         let mut linker = Linker::new(&engine);
         DecisionLog::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
             .context("failed to link the host imports")?;

@@ -391,3 +391,35 @@ fn four_writer_processes_appending_a_hundred_times_each_make_one_linear_log() {
     git(&repo.path, &["fsck", "--strict", "--no-dangling"]);
     assert!(repo.ok(&["verify"]).contains("shared: ok, 400 events"));
 }
+
+#[test]
+fn the_compiled_component_is_cached_per_user_and_a_damaged_entry_is_rebuilt() {
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let run = |cache: &Path| {
+        let out = Command::new(DLOG)
+            .args(["--repo", repo.path.to_str().unwrap(), "spaces"])
+            .env("DLOG_CACHE_DIR", cache)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let entries = |cache: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(cache).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default()
+    };
+    run(&cache);
+    let files = entries(&cache);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "the cache directory is private");
+    std::fs::write(&files[0], b"not a compiled component").unwrap();
+    run(&cache);
+    assert!(std::fs::metadata(&files[0]).unwrap().len() > 1000, "a damaged entry is replaced");
+
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    run(&shared);
+    assert!(entries(&shared).is_empty(), "a directory others can write is never trusted");
+}

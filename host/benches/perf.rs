@@ -1,0 +1,447 @@
+//! Whole-system benchmarks: `cargo bench -p decision-log --bench perf`.
+//!
+//! A small harness rather than criterion: several figures are whole-process
+//! (a `dlog serve`, one `dlog` process per append, the `git` CLI) and every
+//! figure wants its baseline measured in the same run, side by side. Each
+//! line prints the figure, the target and, where one exists, the ratio to its
+//! baseline; the table is also written to `target/benchmarks.md`.
+//! `DLOG_BENCH_QUICK=1` runs every figure at a tiny size (CI's smoke run).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use decision_log::authority::{Authority, SoleWriter};
+use decision_log::backend::{Backend, GitBackend, MemoryBackend, ObjectId, ObjectKind, SwapOutcome};
+use decision_log::clock::{Clock, SystemClock};
+use decision_log::{Intent, Log, Options};
+
+const DLOG: &str = env!("CARGO_BIN_EXE_dlog");
+
+fn quick() -> bool {
+    std::env::var_os("DLOG_BENCH_QUICK").is_some()
+}
+
+fn n(full: usize, small: usize) -> usize {
+    if quick() { small } else { full }
+}
+
+fn intent(i: usize) -> Intent {
+    let body = format!(
+        r#"{{"key":"key-{}","choice":"choice number {i}","rationale":"a rationale of ordinary length for decision {i}","rejected":[{{"option":"other","why":"slower"}}]}}"#,
+        i % 500
+    );
+    Intent::new("bench", "decide", body).with_id(format!("bench-{i}"))
+}
+
+fn sole(log_backend: Arc<dyn Backend>) -> Log {
+    let options = Options::default().sole_writer(Arc::new(SoleWriter::new("bench", 1)));
+    Log::with_backend(log_backend, options).unwrap()
+}
+
+/// Latencies of `count` runs of `f`.
+fn time_each(count: usize, mut f: impl FnMut(usize)) -> Vec<Duration> {
+    (0..count)
+        .map(|i| {
+            let t = Instant::now();
+            f(i);
+            t.elapsed()
+        })
+        .collect()
+}
+
+struct Stats {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let total: Duration = samples.iter().sum();
+    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let mean = total / samples.len() as u32;
+    Stats { per_second: samples.len() as f64 / total.as_secs_f64(), p50: pick(0.5), p99: pick(0.99), mean }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<[String; 4]>,
+}
+
+impl Report {
+    fn row(&mut self, figure: &str, target: &str, measured: String, ratio: String) {
+        println!("{figure:<58} {measured:<42} {ratio:<28} (target: {target})");
+        self.rows.push([figure.into(), target.into(), measured, ratio]);
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::from("| figure | target | measured | ratio / baseline |\n|---|---|---|---|\n");
+        for [a, b, c, d] in &self.rows {
+            out.push_str(&format!("| {a} | {b} | {c} | {d} |\n"));
+        }
+        out
+    }
+}
+
+fn git(dir: &Path, args: &[&str], input: Option<&[u8]>) -> String {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "core.fsync=all", "-c", "core.fsyncMethod=fsync"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.unwrap_or_default()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The append a user would script with git plumbing: durable (core.fsync=all).
+fn plumbing_append(dir: &Path, i: usize, parent: &mut Option<String>) {
+    let blob = git(dir, &["hash-object", "-w", "--stdin"], Some(intent(i).body.as_bytes()));
+    let tree = git(dir, &["mktree"], Some(format!("100644 blob {blob}\tevent.json\n").as_bytes()));
+    let mut args = vec!["commit-tree", tree.as_str(), "-m", "decide"];
+    let p;
+    if let Some(parent) = parent.as_ref() {
+        p = parent.clone();
+        args.extend(["-p", p.as_str()]);
+    }
+    let commit = git(dir, &args, None);
+    let old = parent.clone().unwrap_or_else(|| "0".repeat(40));
+    git(dir, &["update-ref", "refs/dlog/spaces/plumbing", &commit, &old], None);
+    *parent = Some(commit);
+}
+
+fn bare_repo() -> (tempfile::TempDir, Arc<GitBackend>) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let backend = Arc::new(GitBackend::init_bare(&dir.path().join("log.git")).unwrap());
+    (dir, backend)
+}
+
+/// The guest's logic compiled natively, over the same backend: the cost of
+/// the sandbox is the component's time over this one's.
+struct NativeHost {
+    backend: Arc<dyn Backend>,
+    authority: SoleWriter,
+}
+
+fn kind_to(kind: dlog_guest::host::ObjectKind) -> ObjectKind {
+    match kind {
+        dlog_guest::host::ObjectKind::Blob => ObjectKind::Blob,
+        dlog_guest::host::ObjectKind::Tree => ObjectKind::Tree,
+        dlog_guest::host::ObjectKind::Commit => ObjectKind::Commit,
+    }
+}
+
+impl dlog_guest::host::Host for NativeHost {
+    fn write_object(&self, kind: dlog_guest::host::ObjectKind, data: &[u8]) -> Result<String, String> {
+        self.backend.write_object(kind_to(kind), data).map(|id| id.to_hex()).map_err(|e| e.to_string())
+    }
+    fn read_object(&self, id: &str) -> Result<Option<(dlog_guest::host::ObjectKind, Vec<u8>)>, String> {
+        let id = ObjectId::from_hex(id).map_err(|e| e.to_string())?;
+        Ok(self.backend.read_object(&id).map_err(|e| e.to_string())?.map(|(k, d)| {
+            let k = match k {
+                ObjectKind::Blob => dlog_guest::host::ObjectKind::Blob,
+                ObjectKind::Tree => dlog_guest::host::ObjectKind::Tree,
+                ObjectKind::Commit => dlog_guest::host::ObjectKind::Commit,
+            };
+            (k, d)
+        }))
+    }
+    fn read_ref(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self.backend.read_ref(name).map_err(|e| e.to_string())?.map(|id| id.to_hex()))
+    }
+    fn compare_and_swap(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        new: &str,
+    ) -> Result<dlog_guest::host::Swap, String> {
+        let expected = expected.map(ObjectId::from_hex).transpose().map_err(|e| e.to_string())?;
+        let new = ObjectId::from_hex(new).map_err(|e| e.to_string())?;
+        Ok(match self.backend.compare_and_swap(name, expected.as_ref(), &new).map_err(|e| e.to_string())? {
+            SwapOutcome::Swapped => dlog_guest::host::Swap::Swapped,
+            SwapOutcome::Mismatch(a) => dlog_guest::host::Swap::Mismatch(a.map(|id| id.to_hex())),
+        })
+    }
+    fn list_refs(&self, prefix: &str) -> Result<Vec<(String, String)>, String> {
+        Ok(self
+            .backend
+            .list_refs(prefix)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(n, id)| (n, id.to_hex()))
+            .collect())
+    }
+    fn identity(&self) -> String {
+        self.authority.identity()
+    }
+    fn lease(&self, space: &str) -> Option<dlog_guest::host::Lease> {
+        self.authority.current(space).map(|l| dlog_guest::host::Lease {
+            holder: l.holder,
+            epoch: l.epoch,
+            expires_at_ms: l.expires_at_ms,
+            endpoint: l.endpoint,
+        })
+    }
+    fn now_ms(&self) -> u64 {
+        SystemClock.now_ms()
+    }
+}
+
+fn native(backend: Arc<dyn Backend>) -> RefCell<dlog_guest::log::Log<NativeHost>> {
+    RefCell::new(dlog_guest::log::Log::new(NativeHost { backend, authority: SoleWriter::new("bench", 1) }))
+}
+
+fn native_append(log: &RefCell<dlog_guest::log::Log<NativeHost>>, i: usize) {
+    let w = intent(i).into_wit();
+    let raw =
+        dlog_guest::log::RawIntent { id: w.id, actor: w.actor, kind: w.kind, body: w.body, expect_seq: None };
+    log.borrow_mut().append("bench", &raw).unwrap();
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_serve(repo: &Path, space: &str) -> Serve {
+    let mut child = Command::new(DLOG)
+        .arg("--repo")
+        .arg(repo)
+        .args(["serve", space, "--ttl", "5s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if line.contains("serving") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Serve(child)
+}
+
+fn main() {
+    let mut report = Report::default();
+    println!(
+        "decision-log benchmarks ({}), {} cores",
+        if quick() { "quick smoke run" } else { "full run" },
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    // In-memory host: the upper bound.
+    let memory = sole(Arc::new(MemoryBackend::new()));
+    let space = memory.space("bench");
+    let s = stats(time_each(n(5000, 50), |i| {
+        space.append(intent(i)).unwrap();
+    }));
+    let memory_mean = s.mean;
+    report.row(
+        "in-memory host: append (component)",
+        "upper bound",
+        format!("{:.0}/s, p50 {}, p99 {}", s.per_second, ms(s.p50), ms(s.p99)),
+        "-".into(),
+    );
+
+    // The guest's logic natively over the same in-memory backend.
+    let native_log = native(Arc::new(MemoryBackend::new()));
+    let s = stats(time_each(n(5000, 50), |i| native_append(&native_log, i)));
+    report.row(
+        "in-memory: append, guest logic compiled natively",
+        "component <= 1.3x native",
+        format!("{:.0}/s, p50 {}, p99 {}", s.per_second, ms(s.p50), ms(s.p99)),
+        format!("component / native = {:.2}x", memory_mean.as_secs_f64() / s.mean.as_secs_f64()),
+    );
+
+    // Durable single appends on the git host.
+    let (_dir, backend) = bare_repo();
+    let log = sole(backend.clone());
+    let space = log.space("bench");
+    let git_single = stats(time_each(n(500, 10), |i| {
+        space.append(intent(i)).unwrap();
+    }));
+
+    // The same through native gix without the sandbox.
+    let (_dir2, backend2) = bare_repo();
+    let native_git = native(backend2);
+    let native_single = stats(time_each(n(500, 10), |i| native_append(&native_git, i)));
+
+    // The git CLI plumbing baseline.
+    let (plumbing_dir, _) = bare_repo();
+    let plumbing_repo = plumbing_dir.path().join("log.git");
+    let mut parent = None;
+    let plumbing = stats(time_each(n(100, 3), |i| plumbing_append(&plumbing_repo, i, &mut parent)));
+    report.row(
+        "git host: durable single append",
+        ">= 1,000/s; >= 50x git plumbing",
+        format!("{:.0}/s, p50 {}, p99 {}", git_single.per_second, ms(git_single.p50), ms(git_single.p99)),
+        format!(
+            "{:.1}x faster than git plumbing",
+            plumbing.mean.as_secs_f64() / git_single.mean.as_secs_f64()
+        ),
+    );
+    report.row(
+        "git plumbing (hash-object, mktree, commit-tree, update-ref; core.fsync=all)",
+        "baseline",
+        format!("{:.0}/s, p50 {}, p99 {}", plumbing.per_second, ms(plumbing.p50), ms(plumbing.p99)),
+        "1x".into(),
+    );
+    report.row(
+        "git host: durable single append, guest logic native (no sandbox)",
+        "component <= 1.3x native",
+        format!(
+            "{:.0}/s, p50 {}, p99 {}",
+            native_single.per_second,
+            ms(native_single.p50),
+            ms(native_single.p99)
+        ),
+        format!(
+            "component / native = {:.2}x",
+            git_single.mean.as_secs_f64() / native_single.mean.as_secs_f64()
+        ),
+    );
+
+    // Batched appends: one compare-and-swap per batch.
+    let (_dir3, backend3) = bare_repo();
+    let log = sole(backend3);
+    let space = log.space("bench");
+    let batch = n(1000, 20);
+    let rounds = n(5, 1);
+    let t = Instant::now();
+    for r in 0..rounds {
+        space.append_batch((0..batch).map(|i| intent(r * batch + i)).collect()).unwrap();
+    }
+    let rate = (rounds * batch) as f64 / t.elapsed().as_secs_f64();
+    report.row(
+        &format!("git host: durable append-batch ({batch} events per batch)"),
+        ">= 50,000 events/s",
+        format!("{rate:.0} events/s"),
+        format!("{:.1}x single appends", rate / git_single.per_second),
+    );
+
+    // Lease protocol, one-shot writer in process (acquire, append, release).
+    let (dir4, _) = bare_repo();
+    let repo4 = dir4.path().join("log.git");
+    let shared = Log::open(&repo4, Options::default()).unwrap();
+    let space = shared.space("bench");
+    let one_shot = stats(time_each(n(300, 10), |i| {
+        space.append(intent(i)).unwrap();
+    }));
+    report.row(
+        "git host: one-shot writer append (lease acquire + append + release)",
+        "-",
+        format!("{:.0}/s, p50 {}, p99 {}", one_shot.per_second, ms(one_shot.p50), ms(one_shot.p99)),
+        format!("{:.2}x a sole writer's append", one_shot.mean.as_secs_f64() / git_single.mean.as_secs_f64()),
+    );
+
+    // Forwarded appends through `dlog serve` (the holder appends locally).
+    let (dir5, _) = bare_repo();
+    let repo5 = dir5.path().join("log.git");
+    let serve = start_serve(&repo5, "bench");
+    let client = Log::open(&repo5, Options::default()).unwrap();
+    let space = client.space("bench");
+    let forwarded = stats(time_each(n(500, 10), |i| {
+        space.append(intent(i)).unwrap();
+    }));
+    drop(serve);
+    report.row(
+        "forwarded append through dlog serve (Unix socket)",
+        "<= 1.5x local append",
+        format!("{:.0}/s, p50 {}, p99 {}", forwarded.per_second, ms(forwarded.p50), ms(forwarded.p99)),
+        format!(
+            "{:.2}x a local durable append",
+            forwarded.mean.as_secs_f64() / git_single.mean.as_secs_f64()
+        ),
+    );
+
+    // One `dlog append` process per append, as scripts use it.
+    let (dir6, _) = bare_repo();
+    let repo6 = dir6.path().join("log.git");
+    let cli = stats(time_each(n(30, 3), |i| {
+        let out = Command::new(DLOG)
+            .arg("--repo")
+            .arg(&repo6)
+            .args([
+                "append",
+                "bench",
+                "--key",
+                &format!("k{i}"),
+                "--choice",
+                "c",
+                "--why",
+                "w",
+                "--actor",
+                "bench",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }));
+    report.row(
+        "one-shot `dlog append` process (wall, per append)",
+        "<= 30 ms",
+        format!("p50 {}, p99 {}", ms(cli.p50), ms(cli.p99)),
+        format!("{:.2}x the git plumbing script", cli.mean.as_secs_f64() / plumbing.mean.as_secs_f64()),
+    );
+
+    // Fold: cold replay (a fresh log must replay the space) and warm, at head.
+    for events in [n(10_000, 100), n(100_000, 200)] {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let writer = sole(backend.clone());
+        let space = writer.space("bench");
+        for chunk in (0..events).collect::<Vec<_>>().chunks(1000) {
+            space.append_batch(chunk.iter().map(|&i| intent(i)).collect()).unwrap();
+        }
+        let cold_log = sole(backend);
+        let t = Instant::now();
+        let state = cold_log.space("bench").fold().unwrap();
+        let cold = t.elapsed();
+        let warm = stats(time_each(n(20, 3), |_| {
+            cold_log.space("bench").fold().unwrap();
+        }));
+        report.row(
+            &format!("fold of a {events}-event space (in-memory objects)"),
+            "cold <= 1 s at 100k; at head <= 20 ms",
+            format!("cold replay {}, at head {} ({} B state)", ms(cold), ms(warm.p50), state.len()),
+            format!("peak RSS so far {} MiB", peak_rss_kib() / 1024),
+        );
+    }
+
+    let table = report.markdown();
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../benchmarks.md");
+    std::fs::write(&path, &table).unwrap();
+    println!("\n{table}\nwritten to {}", path.display());
+}
