@@ -141,6 +141,21 @@ fn from_wit_intent(i: wit::Intent) -> RawIntent {
 struct Component;
 
 impl Guest for Component {
+    fn configure(settings: wit::Settings) {
+        LOG.with(|log| {
+            log.borrow_mut().configure(oplog::Settings { checkpoint_every: settings.checkpoint_every });
+        });
+    }
+
+    fn checkpoint(space: String) -> Result<Option<wit::CheckpointInfo>, wit::Error> {
+        with_log(|log| log.checkpoint(&space))
+            .map(|c| c.map(|c| wit::CheckpointInfo { seq: c.seq, commit: c.commit, event: c.event }))
+    }
+
+    fn take_warnings() -> Vec<String> {
+        LOG.with(|log| log.borrow_mut().take_warnings())
+    }
+
     fn append(space: String, intent: wit::Intent) -> Result<wit::Appended, wit::Error> {
         with_log(|log| log.append(&space, &from_wit_intent(intent))).map(to_wit_appended)
     }

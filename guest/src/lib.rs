@@ -12,6 +12,7 @@
 //! - [`log`]: append, read, fold, verify and import over a [`host::Host`].
 
 pub mod canonical;
+pub mod checkpoint;
 pub mod error;
 pub mod fold;
 pub mod gitobj;

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::checkpoint;
 use crate::error::{Error, Head};
 use crate::fold::{self, State};
 use crate::gitobj::{self, EncodedEvent};
@@ -83,16 +84,66 @@ pub struct ImportReport {
     pub head: Option<Head>,
 }
 
+/// The latest checkpoint a replica knows of.
+#[derive(Clone, Debug)]
+struct KnownCheckpoint {
+    /// The checkpoint commit.
+    commit: String,
+    /// The seq it covers.
+    seq: u64,
+    /// Its `index/` tree.
+    index_tree: String,
+    /// The event commit it covers.
+    event: String,
+}
+
 #[derive(Debug)]
 struct Replica {
     state: State,
+    /// The seq of `commits[0]`.
+    first_seq: u64,
     commits: Vec<String>,
     ids: HashMap<String, u64>,
+    /// Ids of the events after the known checkpoint, in seq order: the next
+    /// checkpoint's index segment.
+    recent_ids: Vec<String>,
+    checkpoint: Option<KnownCheckpoint>,
+    /// Whether `commits` and `ids` cover every seq from 1. A replica started
+    /// from a checkpoint holds only the tail until the index is needed.
+    indexed: bool,
 }
 
 impl Replica {
     fn new(space: &str) -> Replica {
-        Replica { state: State::new(space), commits: Vec::new(), ids: HashMap::new() }
+        Replica {
+            state: State::new(space),
+            first_seq: 1,
+            commits: Vec::new(),
+            ids: HashMap::new(),
+            recent_ids: Vec::new(),
+            checkpoint: None,
+            indexed: true,
+        }
+    }
+
+    fn from_checkpoint(state: State, checkpoint: KnownCheckpoint) -> Replica {
+        Replica {
+            first_seq: state.seq + 1,
+            state,
+            commits: Vec::new(),
+            ids: HashMap::new(),
+            recent_ids: Vec::new(),
+            checkpoint: Some(checkpoint),
+            indexed: false,
+        }
+    }
+
+    fn commit_of(&self, seq: u64) -> Option<&String> {
+        seq.checked_sub(self.first_seq).and_then(|i| self.commits.get(i as usize))
+    }
+
+    fn checkpoint_seq(&self) -> u64 {
+        self.checkpoint.as_ref().map_or(0, |c| c.seq)
     }
 
     fn head(&self) -> Option<Head> {
@@ -122,8 +173,34 @@ impl Replica {
         })?;
         self.ids.insert(event.id.clone(), event.seq);
         self.commits.push(commit.to_owned());
+        self.recent_ids.push(event.id.clone());
         Ok(())
     }
+}
+
+/// Tuning of a [`Log`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Write a checkpoint whenever the head crosses a multiple of this many
+    /// events (0: only on demand).
+    pub checkpoint_every: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { checkpoint_every: 512 }
+    }
+}
+
+/// A checkpoint as reported to callers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The seq it covers.
+    pub seq: u64,
+    /// The checkpoint commit.
+    pub commit: String,
+    /// The event commit at that seq.
+    pub event: String,
 }
 
 /// Events being stamped on top of a head, not yet stored.
@@ -139,6 +216,8 @@ struct Draft {
 pub struct Log<H> {
     host: H,
     replicas: BTreeMap<String, Replica>,
+    settings: Settings,
+    warnings: Vec<String>,
 }
 
 fn storage(e: String) -> Error {
@@ -148,12 +227,29 @@ fn storage(e: String) -> Error {
 impl<H: Host> Log<H> {
     /// A log over `host`, with nothing cached yet.
     pub fn new(host: H) -> Log<H> {
-        Log { host, replicas: BTreeMap::new() }
+        Log { host, replicas: BTreeMap::new(), settings: Settings::default(), warnings: Vec::new() }
     }
 
     /// The host.
     pub fn host(&self) -> &H {
         &self.host
+    }
+
+    /// Change the settings of this log.
+    pub fn configure(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
+    /// Warnings since the last call: things that were wrong but did not stop
+    /// the operation (e.g. a damaged checkpoint that was replaced by a replay).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn warn(&mut self, warning: String) {
+        if self.warnings.len() < 100 {
+            self.warnings.push(warning);
+        }
     }
 
     fn read(&self, id: &str, want: ObjectKind) -> Result<Vec<u8>, Error> {
@@ -197,7 +293,10 @@ impl<H: Host> Log<H> {
     /// Bring the space's replica up to the ref's current head.
     fn sync(&mut self, space: &str) -> Result<&Replica, Error> {
         let head = self.host.read_ref(&model::space_ref(space)).map_err(storage)?;
-        let mut replica = self.replicas.remove(space).unwrap_or_else(|| Replica::new(space));
+        let mut replica = match self.replicas.remove(space) {
+            Some(replica) => replica,
+            None => self.cold_replica(space),
+        };
         if replica.state.head != head {
             let mut tail = Vec::new();
             let mut cursor = head;
@@ -212,6 +311,12 @@ impl<H: Host> Log<H> {
                 cursor = parent;
             }
             if !reached_known {
+                if !replica.indexed {
+                    self.warn(format!(
+                        "the checkpoint of space {space:?} at seq {} is not on its chain; replayed the whole log",
+                        replica.state.seq
+                    ));
+                }
                 // Not a descendant of what we knew (or nothing known): start over.
                 replica = Replica::new(space);
             }
@@ -222,8 +327,208 @@ impl<H: Host> Log<H> {
         Ok(self.replicas.entry(space.to_owned()).or_insert(replica))
     }
 
+    /// A replica for a space not seen yet: from its latest checkpoint when
+    /// there is a sound one, else empty (to be replayed).
+    fn cold_replica(&mut self, space: &str) -> Replica {
+        match self.read_checkpoint(space) {
+            Ok(Some((state, checkpoint))) => Replica::from_checkpoint(state, checkpoint),
+            Ok(None) => Replica::new(space),
+            Err(problem) => {
+                self.warn(format!(
+                    "the checkpoint of space {space:?} is unusable ({problem}); replayed the whole log"
+                ));
+                Replica::new(space)
+            }
+        }
+    }
+
+    /// The latest checkpoint of `space`, checked against itself and the event it names.
+    fn read_checkpoint(&self, space: &str) -> Result<Option<(State, KnownCheckpoint)>, String> {
+        let Some(commit) = self.host.read_ref(&checkpoint::checkpoint_ref(space))? else {
+            return Ok(None);
+        };
+        let header =
+            checkpoint::decode_commit(&self.read(&commit, ObjectKind::Commit).map_err(|e| e.to_string())?)?;
+        if header.space != space {
+            return Err(format!("it belongs to space {:?}", header.space));
+        }
+        let entries =
+            checkpoint::decode_tree(&self.read(&header.tree, ObjectKind::Tree).map_err(|e| e.to_string())?)?;
+        let find = |name: &str, dir: bool| {
+            entries.iter().find(|(n, d, _)| n == name && *d == dir).map(|(_, _, id)| id.clone())
+        };
+        let state_id = find("state.json", false).ok_or("no state.json")?;
+        let index_tree = find("index", true).ok_or("no index")?;
+        let bytes = self.read(&state_id, ObjectKind::Blob).map_err(|e| e.to_string())?;
+        if checkpoint::sha1_hex(&bytes) != header.state_sha1 {
+            return Err("state.json does not match its Dlog-State-Sha1".into());
+        }
+        let mut state = checkpoint::parse_state(&bytes)?;
+        if state.space != space
+            || state.seq != header.seq
+            || state.head.as_deref() != Some(header.event.as_str())
+        {
+            return Err("state.json does not describe the event the checkpoint names".into());
+        }
+        let (event, _) = self.load(&header.event).map_err(|e| e.to_string())?;
+        if event.seq != header.seq || event.space != space {
+            return Err(format!("its event {} is not seq {} of this space", header.event, header.seq));
+        }
+        state.epoch = event.epoch;
+        state.at_ms = event.at_ms;
+        Ok(Some((state, KnownCheckpoint { commit, seq: header.seq, index_tree, event: header.event })))
+    }
+
+    /// Every (seq, commit, id) up to a checkpoint, from its index segments.
+    fn read_index(&self, checkpoint: &KnownCheckpoint) -> Result<Vec<checkpoint::IndexEntry>, String> {
+        let tree = self.read(&checkpoint.index_tree, ObjectKind::Tree).map_err(|e| e.to_string())?;
+        let mut segments = checkpoint::decode_tree(&tree)?;
+        segments.sort();
+        let mut all = Vec::with_capacity(checkpoint.seq as usize);
+        for (name, _, id) in segments {
+            let bytes = self.read(&id, ObjectKind::Blob).map_err(|e| e.to_string())?;
+            for entry in checkpoint::decode_segment(&bytes).map_err(|e| format!("segment {name}: {e}"))? {
+                if entry.seq != all.len() as u64 + 1 {
+                    return Err(format!("segment {name} skips to seq {}", entry.seq));
+                }
+                all.push(entry);
+            }
+        }
+        if all.len() as u64 != checkpoint.seq {
+            return Err(format!("the index covers {} events, not {}", all.len(), checkpoint.seq));
+        }
+        Ok(all)
+    }
+
+    /// Make the replica of `space` know the commit and id of every seq.
+    fn ensure_index(&mut self, space: &str) -> Result<(), Error> {
+        let Some(checkpoint) =
+            self.replicas.get(space).filter(|r| !r.indexed).and_then(|r| r.checkpoint.clone())
+        else {
+            return Ok(());
+        };
+        match self.read_index(&checkpoint) {
+            Ok(entries) if entries.last().map(|e| e.commit.as_str()) == Some(checkpoint.event.as_str()) => {
+                let replica =
+                    self.replicas.get_mut(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
+                let mut commits = Vec::with_capacity(entries.len() + replica.commits.len());
+                for entry in entries {
+                    if replica.ids.insert(entry.id.clone(), entry.seq).is_some() {
+                        return Err(Error::corrupt(format!(
+                            "the id {:?} appears twice in space {space:?}",
+                            entry.id
+                        )));
+                    }
+                    commits.push(entry.commit);
+                }
+                commits.append(&mut replica.commits);
+                replica.commits = commits;
+                replica.first_seq = 1;
+                replica.indexed = true;
+                Ok(())
+            }
+            Ok(_) | Err(_) => {
+                self.warn(format!(
+                    "the index of the checkpoint of space {space:?} at seq {} is unusable; replayed the whole log",
+                    checkpoint.seq
+                ));
+                self.replicas.insert(space.to_owned(), Replica::new(space));
+                self.sync(space).map(|_| ())
+            }
+        }
+    }
+
+    /// Write a checkpoint of `space` at its head, unless one covers it already.
+    fn write_checkpoint(&mut self, space: &str) -> Result<Option<CheckpointInfo>, Error> {
+        let replica = &self.replicas[space];
+        let (last, seq) = (replica.checkpoint_seq(), replica.state.seq);
+        let Some(event) = replica.state.head.clone() else {
+            return Ok(None);
+        };
+        if seq <= last {
+            return Ok(replica.checkpoint.as_ref().map(|c| CheckpointInfo {
+                seq: c.seq,
+                commit: c.commit.clone(),
+                event,
+            }));
+        }
+        let entries: Vec<checkpoint::IndexEntry> = (last + 1..=seq)
+            .map(|s| {
+                let commit = replica.commit_of(s).cloned().unwrap_or_default();
+                let id = replica.recent_ids.get((s - last - 1) as usize).cloned().unwrap_or_default();
+                checkpoint::IndexEntry { seq: s, commit, id }
+            })
+            .collect();
+        let state = replica.state.canonical().into_bytes();
+        let at_ms = replica.state.at_ms;
+        let previous = replica.checkpoint.clone();
+        let segment = checkpoint::encode_segment(&entries);
+        let segment_id = gitobj::object_id(ObjectKind::Blob, &segment);
+        let state_id = gitobj::object_id(ObjectKind::Blob, &state);
+        let mut index_entries = match &previous {
+            Some(p) => checkpoint::decode_tree(&self.read(&p.index_tree, ObjectKind::Tree)?)
+                .map_err(Error::Corrupt)?
+                .into_iter()
+                .map(|(name, _, id)| (name, ObjectKind::Blob, id))
+                .collect(),
+            None => Vec::new(),
+        };
+        index_entries.push((checkpoint::segment_name(seq), ObjectKind::Blob, segment_id.clone()));
+        let index = checkpoint::encode_tree(&index_entries);
+        let index_id = gitobj::object_id(ObjectKind::Tree, &index);
+        let root = checkpoint::encode_tree(&[
+            ("index".into(), ObjectKind::Tree, index_id.clone()),
+            ("state.json".into(), ObjectKind::Blob, state_id.clone()),
+        ]);
+        let root_id = gitobj::object_id(ObjectKind::Tree, &root);
+        let header = checkpoint::Header {
+            tree: root_id.clone(),
+            parent: previous.as_ref().map(|p| p.commit.clone()),
+            space: space.to_owned(),
+            seq,
+            event: event.clone(),
+            state_sha1: checkpoint::sha1_hex(&state),
+        };
+        let commit = checkpoint::encode_commit(&header, at_ms);
+        let commit_id = gitobj::object_id(ObjectKind::Commit, &commit);
+        self.write(ObjectKind::Blob, &segment, &segment_id)?;
+        self.write(ObjectKind::Blob, &state, &state_id)?;
+        self.write(ObjectKind::Tree, &index, &index_id)?;
+        self.write(ObjectKind::Tree, &root, &root_id)?;
+        self.write(ObjectKind::Commit, &commit, &commit_id)?;
+        let name = checkpoint::checkpoint_ref(space);
+        let expected = previous.as_ref().map(|p| p.commit.as_str());
+        match self.host.compare_and_swap(&name, expected, &commit_id).map_err(storage)? {
+            Swap::Swapped => {
+                let replica =
+                    self.replicas.get_mut(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
+                replica.checkpoint = Some(KnownCheckpoint {
+                    commit: commit_id.clone(),
+                    seq,
+                    index_tree: index_id,
+                    event: event.clone(),
+                });
+                replica.recent_ids.clear();
+                Ok(Some(CheckpointInfo { seq, commit: commit_id, event }))
+            }
+            // Another writer checkpointed first; its checkpoint is as good.
+            // Forget ours; the next cold start reads theirs.
+            Swap::Mismatch(_) => Ok(None),
+        }
+    }
+
+    /// Write a checkpoint of `space` at its head now (if it has events that
+    /// no checkpoint covers); report the latest checkpoint.
+    pub fn checkpoint(&mut self, space: &str) -> Result<Option<CheckpointInfo>, Error> {
+        model::validate_space(space)?;
+        self.sync(space)?;
+        self.write_checkpoint(space)
+    }
+
     fn stored(&self, replica: &Replica, seq: u64) -> Result<Stored, Error> {
-        let commit = &replica.commits[(seq - 1) as usize];
+        let commit = replica
+            .commit_of(seq)
+            .ok_or_else(|| Error::Storage(format!("seq {seq} is not in the replica's index")))?;
         let (event, _) = self.load(commit)?;
         Ok(Stored { event, commit: commit.clone() })
     }
@@ -266,6 +571,7 @@ impl<H: Host> Log<H> {
             return Ok(Vec::new());
         }
         self.sync(space)?;
+        self.ensure_index(space)?;
         let draft = self.draft(space, &intents)?;
         if draft.objects.is_empty() {
             return Ok(draft.results);
@@ -376,8 +682,18 @@ impl<H: Host> Log<H> {
                 for a in draft.results.iter().filter(|a| a.created) {
                     replica.ids.insert(a.stored.event.id.clone(), a.stored.event.seq);
                     replica.commits.push(a.stored.commit.clone());
+                    replica.recent_ids.push(a.stored.event.id.clone());
                 }
                 replica.state = draft.state;
+                let (seq, last, every) =
+                    (replica.state.seq, replica.checkpoint_seq(), self.settings.checkpoint_every);
+                if every > 0
+                    && seq / every > last / every
+                    && let Err(e) = self.write_checkpoint(space)
+                {
+                    // The append is durable already; a missing checkpoint only costs a replay.
+                    self.warn(format!("could not write a checkpoint of space {space:?}: {e}"));
+                }
                 Ok(draft.results)
             }
             Swap::Mismatch(_) => {
@@ -391,8 +707,11 @@ impl<H: Host> Log<H> {
     pub fn events(&mut self, space: &str, from: u64, limit: u32) -> Result<Vec<Stored>, Error> {
         model::validate_space(space)?;
         self.sync(space)?;
-        let replica = &self.replicas[space];
         let first = from.max(1);
+        if first < self.replicas[space].first_seq {
+            self.ensure_index(space)?;
+        }
+        let replica = &self.replicas[space];
         let last = replica.state.seq.min(first.saturating_add(u64::from(limit)).saturating_sub(1));
         (first..=last).map(|seq| self.stored(replica, seq)).collect()
     }
@@ -407,6 +726,9 @@ impl<H: Host> Log<H> {
     pub fn fold_state(&mut self, space: &str, at: Option<&Position>) -> Result<State, Error> {
         model::validate_space(space)?;
         self.sync(space)?;
+        if at.is_some() {
+            self.ensure_index(space)?;
+        }
         let replica = &self.replicas[space];
         let upto = match at {
             None => return Ok(replica.state.clone()),
@@ -500,6 +822,9 @@ impl<H: Host> Log<H> {
             }
         }
         chain.reverse();
+        let checkpoints = self.checkpoint_chain(space, &mut problems);
+        let wanted: std::collections::BTreeSet<u64> = checkpoints.iter().map(|(h, _)| h.seq).collect();
+        let mut states = HashMap::new();
         let mut replica = Replica::new(space);
         if problems.is_empty() {
             for (event, commit) in &chain {
@@ -507,9 +832,112 @@ impl<H: Host> Log<H> {
                     problems.push(format!("seq {}: {e}", event.seq));
                     break;
                 }
+                if wanted.contains(&event.seq) {
+                    states.insert(event.seq, replica.state.canonical());
+                }
+            }
+        }
+        for (header, index) in &checkpoints {
+            let at = format!("checkpoint at seq {}", header.seq);
+            let Some((event, commit)) = chain.get(header.seq.wrapping_sub(1) as usize) else {
+                problems.push(format!("{at}: the space has only {} events", chain.len()));
+                continue;
+            };
+            if *commit != header.event {
+                problems
+                    .push(format!("{at}: names event {} but seq {} is {commit}", header.event, event.seq));
+            }
+            match self.checkpoint_state(header) {
+                Ok(bytes) if states.get(&header.seq).is_some_and(|s| s.as_bytes() == bytes) => {}
+                Ok(_) => {
+                    problems.push(format!("{at}: its state.json differs from the fold at seq {}", header.seq))
+                }
+                Err(e) => problems.push(format!("{at}: {e}")),
+            }
+            match index {
+                Ok(entries) => {
+                    let ok = entries.len() as u64 == header.seq
+                        && entries
+                            .iter()
+                            .zip(&chain)
+                            .all(|(e, (ev, c))| e.seq == ev.seq && &e.commit == c && e.id == ev.id);
+                    if !ok {
+                        problems.push(format!("{at}: its index does not match the events"));
+                    }
+                }
+                Err(e) => problems.push(format!("{at}: its index is unreadable: {e}")),
             }
         }
         Ok(VerifyReport { space: space.to_owned(), events: chain.len() as u64, head, problems })
+    }
+
+    /// Every checkpoint of `space`, newest first, with its index.
+    #[allow(clippy::type_complexity)]
+    fn checkpoint_chain(
+        &self,
+        space: &str,
+        problems: &mut Vec<String>,
+    ) -> Vec<(checkpoint::Header, Result<Vec<checkpoint::IndexEntry>, String>)> {
+        let mut out = Vec::new();
+        let mut cursor = match self.host.read_ref(&checkpoint::checkpoint_ref(space)) {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(format!("cannot read the checkpoint ref: {e}"));
+                return out;
+            }
+        };
+        while let Some(commit) = cursor.take() {
+            let header = self
+                .read(&commit, ObjectKind::Commit)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| checkpoint::decode_commit(&bytes));
+            match header {
+                Ok(header) => {
+                    let index = self.checkpoint_index_tree(&header).and_then(|index_tree| {
+                        self.read_index(&KnownCheckpoint {
+                            commit: commit.clone(),
+                            seq: header.seq,
+                            index_tree,
+                            event: header.event.clone(),
+                        })
+                    });
+                    cursor = header.parent.clone();
+                    out.push((header, index));
+                }
+                Err(e) => {
+                    problems.push(format!("checkpoint commit {commit}: {e}"));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn checkpoint_entries(&self, header: &checkpoint::Header) -> Result<Vec<(String, bool, String)>, String> {
+        checkpoint::decode_tree(&self.read(&header.tree, ObjectKind::Tree).map_err(|e| e.to_string())?)
+    }
+
+    fn checkpoint_index_tree(&self, header: &checkpoint::Header) -> Result<String, String> {
+        self.checkpoint_entries(header)?
+            .into_iter()
+            .find(|(n, d, _)| n == "index" && *d)
+            .map(|(_, _, id)| id)
+            .ok_or_else(|| "no index".into())
+    }
+
+    /// A checkpoint's `state.json`, checked against its hash.
+    fn checkpoint_state(&self, header: &checkpoint::Header) -> Result<Vec<u8>, String> {
+        let id = self
+            .checkpoint_entries(header)?
+            .into_iter()
+            .find(|(n, d, _)| n == "state.json" && !*d)
+            .map(|(_, _, id)| id)
+            .ok_or("no state.json")?;
+        let bytes = self.read(&id, ObjectKind::Blob).map_err(|e| e.to_string())?;
+        if checkpoint::sha1_hex(&bytes) != header.state_sha1 {
+            return Err("state.json does not match its Dlog-State-Sha1".into());
+        }
+        Ok(bytes)
     }
 
     /// Check one commit down to its bytes: ids, encoding, canonical JSON.
@@ -568,6 +996,7 @@ impl<H: Host> Log<H> {
             events.push((event, encoded));
         }
         self.sync(space)?;
+        self.ensure_index(space)?;
         let existing = self.replicas[space].state.seq as usize;
         for (i, (_, encoded)) in events.iter().enumerate().take(existing) {
             if self.replicas[space].commits[i] != encoded.commit_id {

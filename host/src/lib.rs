@@ -23,8 +23,8 @@ pub mod serve;
 
 pub use error::Error;
 pub use log::{
-    Appended, Event, Head, ImportReport, Intent, Log, Options, Position, Routing, Space, VerifyReport,
-    WireIntent,
+    Appended, CheckpointInfo, Event, Head, ImportReport, Intent, Log, Options, Position, Routing, Space,
+    VerifyReport, WireIntent,
 };
 pub use runtime::COMPONENT;
 

@@ -18,7 +18,9 @@ use crate::imports::HostState;
 use crate::lease::{FileLeases, LeaseCell, Leases, MemoryLeases};
 use crate::runtime::{Limits, Runtime, Session};
 
-pub use wit::{Appended, Event, Head, ImportReport, Intent as WireIntent, Position, VerifyReport};
+pub use wit::{
+    Appended, CheckpointInfo, Event, Head, ImportReport, Intent as WireIntent, Position, VerifyReport,
+};
 
 /// How many times an append without `expect_seq` is retried after another
 /// writer moved the head between our read and our compare-and-swap.
@@ -87,6 +89,8 @@ pub struct Options {
     pub one_shot_ttl: Duration,
     /// How long an append waits for another one-shot writer before failing.
     pub wait: Duration,
+    /// Store a checkpoint every this many events (0: only on demand).
+    pub checkpoint_every: u64,
 }
 
 impl Options {
@@ -106,6 +110,7 @@ impl Default for Options {
             identity: std::env::var("DLOG_IDENTITY").ok().filter(|s| !s.is_empty()),
             one_shot_ttl: Duration::from_secs(5),
             wait: Duration::from_secs(10),
+            checkpoint_every: 512,
         }
     }
 }
@@ -253,6 +258,11 @@ impl Log {
         self.call(|b, s| b.dlog_decision_log_log().call_union(s, spaces))
     }
 
+    /// Warnings since the last call (e.g. a damaged checkpoint was ignored).
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.call(|b, s| b.dlog_decision_log_log().call_take_warnings(s).map(Ok)).unwrap_or_default()
+    }
+
     fn session(&self) -> MutexGuard<'_, Option<Session>> {
         // A panic while holding the lock cannot leave the session half-updated
         // in a way that matters: a poisoned session is replaced below anyway.
@@ -277,6 +287,13 @@ impl Log {
                 .inner
                 .runtime
                 .instantiate(state, self.inner.options.limits)
+                .map_err(|e| Error::Guest(format!("{e:#}")))?;
+            let mut session = session;
+            let settings = wit::Settings { checkpoint_every: self.inner.options.checkpoint_every };
+            session
+                .bindings
+                .dlog_decision_log_log()
+                .call_configure(&mut session.store, settings)
                 .map_err(|e| Error::Guest(format!("{e:#}")))?;
             *guard = Some(session);
         }
@@ -366,6 +383,11 @@ impl Space {
     /// The coordination state up to a seq or commit, as canonical JSON.
     pub fn fold_at(&self, at: &Position) -> Result<String, Error> {
         self.log.call(|b, s| b.dlog_decision_log_log().call_fold(s, &self.name, Some(at)))
+    }
+
+    /// Store the fold at the head now; the latest checkpoint.
+    pub fn checkpoint(&self) -> Result<Option<CheckpointInfo>, Error> {
+        self.log.call(|b, s| b.dlog_decision_log_log().call_checkpoint(s, &self.name))
     }
 
     /// Check the whole chain.

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod authority;
+mod checkpoints;
 mod cli;
 mod component;
 mod git_backend;

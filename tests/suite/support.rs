@@ -121,3 +121,10 @@ pub fn snapshot(space: &Space) -> (Option<String>, Vec<String>) {
 pub fn fold(space: &Space) -> serde_json::Value {
     serde_json::from_str(&space.fold().unwrap()).unwrap()
 }
+
+/// Another log over the same storage as `host`, checkpointing every `every`
+/// events (0: never by itself), as a fresh process would open it.
+pub fn reopen(host: &TestHost, every: u64) -> Log {
+    let options = Options { clock: host.clock.clone(), checkpoint_every: every, ..Options::default() };
+    Log::with_backend(host.log.backend().clone(), options.sole_writer(host.authority.clone())).unwrap()
+}

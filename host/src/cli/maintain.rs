@@ -222,3 +222,27 @@ pub(crate) fn doctor(context: &Context, args: DoctorArgs) -> Result<u8, Error> {
     }
     Ok(if remaining == 0 { exit::OK } else { exit::STORAGE })
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckpointArgs {
+    /// Spaces to checkpoint (default: all).
+    spaces: Vec<String>,
+}
+
+pub(crate) fn checkpoint(context: &Context, args: CheckpointArgs) -> Result<u8, Error> {
+    let log = context.open()?;
+    let spaces = if args.spaces.is_empty() { log.spaces()? } else { args.spaces };
+    for name in spaces {
+        let info = log.space(&name).checkpoint()?;
+        if context.json {
+            let v = info.map(|c| json!({"seq": c.seq, "commit": c.commit, "event": c.event}));
+            print(&json!({"space": name, "checkpoint": v}).to_string())?;
+        } else {
+            match info {
+                Some(c) => print(&format!("{name}: checkpoint at seq {} ({})", c.seq, &c.commit[..12]))?,
+                None => print(&format!("{name}: empty, nothing to checkpoint"))?,
+            }
+        }
+    }
+    Ok(exit::OK)
+}

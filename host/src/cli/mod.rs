@@ -72,6 +72,9 @@ pub struct Cli {
     /// Machine-readable output (JSON; JSON Lines for event streams).
     #[arg(long, global = true)]
     json: bool,
+    /// Store a checkpoint (the fold and an index) every this many events; 0: only `dlog checkpoint`.
+    #[arg(long, global = true, value_name = "N", default_value_t = 512)]
+    checkpoint_every: u64,
     /// How long an append waits for another writer's lease before failing.
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     wait: std::time::Duration,
@@ -93,7 +96,9 @@ enum Command {
     Show(read::ShowArgs),
     /// List the spaces in the repository.
     Spaces,
-    /// Re-walk spaces and check every invariant of their chains.
+    /// Store the fold of spaces now, so readers start there instead of replaying.
+    Checkpoint(maintain::CheckpointArgs),
+    /// Re-walk spaces and check every invariant of their chains (and checkpoints).
     Verify(maintain::VerifyArgs),
     /// Write a space's events as JSON Lines (one canonical event per line).
     Export(maintain::ExportArgs),
@@ -117,6 +122,9 @@ pub(crate) struct Context {
     repo: Option<PathBuf>,
     json: bool,
     wait: std::time::Duration,
+    checkpoint_every: u64,
+    /// Every log opened, to report their warnings at the end.
+    opened: std::cell::RefCell<Vec<Log>>,
 }
 
 impl Context {
@@ -130,19 +138,31 @@ impl Context {
 
     /// Open the log of the repository given or found from the current directory.
     pub(crate) fn open(&self) -> Result<Log, Error> {
-        Log::open(&self.start()?, self.options())
+        let log = Log::open(&self.start()?, self.options())?;
+        self.opened.borrow_mut().push(log.clone());
+        Ok(log)
     }
 
     /// Options for this process's log: the lease protocol with `--wait`.
     pub(crate) fn options(&self) -> crate::Options {
-        crate::Options { wait: self.wait, ..crate::Options::default() }
+        crate::Options {
+            wait: self.wait,
+            checkpoint_every: self.checkpoint_every,
+            ..crate::Options::default()
+        }
     }
 }
 
 /// Parse the arguments, run the command, and map the outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let context = Context { repo: cli.repo, json: cli.json, wait: cli.wait };
+    let context = Context {
+        repo: cli.repo,
+        json: cli.json,
+        wait: cli.wait,
+        checkpoint_every: cli.checkpoint_every,
+        opened: Default::default(),
+    };
     let result = match cli.command {
         Command::Init(args) => maintain::init(&context, args),
         Command::Append(args) => append::run(&context, args),
@@ -150,6 +170,7 @@ pub fn run() -> ExitCode {
         Command::Fold(args) => read::fold(&context, args),
         Command::Show(args) => read::show(&context, args),
         Command::Spaces => read::spaces(&context),
+        Command::Checkpoint(args) => maintain::checkpoint(&context, args),
         Command::Verify(args) => maintain::verify(&context, args),
         Command::Export(args) => maintain::export(&context, args),
         Command::Import(args) => maintain::import(&context, args),
@@ -159,6 +180,11 @@ pub fn run() -> ExitCode {
         Command::Component(args) => maintain::component(args),
         Command::Demo(args) => demo::run(args),
     };
+    for log in context.opened.borrow().iter() {
+        for warning in log.take_warnings() {
+            eprintln!("dlog: warning: {warning}");
+        }
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

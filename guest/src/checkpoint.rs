@@ -1,0 +1,340 @@
+//! Checkpoints: the fold stored at some seq, so that reading a space need
+//! not replay its whole log, plus an index of every event (seq, commit, id)
+//! so that idempotency lookups and `events --from` need not walk it.
+//!
+//! A checkpoint is a commit on `refs/dlog/checkpoints/<space>` whose parent
+//! is the previous checkpoint and whose tree is
+//!
+//! ```text
+//! state.json                 the canonical fold at seq S (as `fold` returns it)
+//! index/<seq:012>.txt        one segment per checkpoint: "<seq> <commit> <id>\n"
+//!                            for the events after the previous checkpoint up to S
+//! ```
+//!
+//! Segments never change once written, so each checkpoint's tree reuses the
+//! previous ones (git stores each blob once). The message names the space,
+//! the seq, the event commit it covers and the SHA-1 of `state.json`'s bytes.
+//! A checkpoint is only ever trusted after checking that its event commit is
+//! on the space's chain at its seq; `verify` re-folds and checks them all.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::fold::{Authority, Counts, Decision, Retraction, State};
+use crate::gitobj::{self, is_object_id};
+use crate::host::ObjectKind;
+use crate::json::parse_strict;
+use crate::model::Rejected;
+
+/// Where a space's checkpoints live.
+pub fn checkpoint_ref(space: &str) -> String {
+    format!("refs/dlog/checkpoints/{space}")
+}
+
+/// Largest `state.json` a checkpoint may hold.
+pub const MAX_STATE_BYTES: usize = 1 << 30;
+
+/// One line of an index segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The event's seq.
+    pub seq: u64,
+    /// Its commit.
+    pub commit: String,
+    /// Its intent id.
+    pub id: String,
+}
+
+/// A segment's text.
+pub fn encode_segment(entries: &[IndexEntry]) -> Vec<u8> {
+    entries.iter().map(|e| format!("{} {} {}\n", e.seq, e.commit, e.id)).collect::<String>().into_bytes()
+}
+
+/// A segment's entries, checked line by line.
+pub fn decode_segment(bytes: &[u8]) -> Result<Vec<IndexEntry>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "index segment is not UTF-8".to_string())?;
+    text.lines()
+        .map(|line| {
+            let mut parts = line.splitn(3, ' ');
+            let (Some(seq), Some(commit), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(format!("index line {line:?} is not \"<seq> <commit> <id>\""));
+            };
+            let seq = seq.parse().map_err(|_| format!("index line {line:?} has no seq"))?;
+            if !is_object_id(commit) {
+                return Err(format!("index line {line:?} has no commit id"));
+            }
+            Ok(IndexEntry { seq, commit: commit.to_owned(), id: id.to_owned() })
+        })
+        .collect()
+}
+
+/// The name of the segment that ends at `seq`.
+pub fn segment_name(seq: u64) -> String {
+    format!("{seq:012}.txt")
+}
+
+/// A git tree: entries sorted as git sorts them (a directory sorts as if its
+/// name ended in `/`).
+pub fn encode_tree(entries: &[(String, ObjectKind, String)]) -> Vec<u8> {
+    let mut sorted: Vec<&(String, ObjectKind, String)> = entries.iter().collect();
+    let key = |(name, kind, _): &&(String, ObjectKind, String)| {
+        let mut k = name.clone().into_bytes();
+        if *kind == ObjectKind::Tree {
+            k.push(b'/');
+        }
+        k
+    };
+    sorted.sort_by_key(key);
+    let mut out = Vec::new();
+    for (name, kind, id) in sorted {
+        let mode = if *kind == ObjectKind::Tree { "40000" } else { "100644" };
+        out.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+        out.extend_from_slice(&hex_bytes(id));
+    }
+    out
+}
+
+fn hex_bytes(id: &str) -> Vec<u8> {
+    id.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digit = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+            digit(pair[0]) * 16 + digit(pair[1])
+        })
+        .collect()
+}
+
+/// The entries of a git tree: (name, is a directory, id).
+pub fn decode_tree(bytes: &[u8]) -> Result<Vec<(String, bool, String)>, String> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ').ok_or("tree entry without a mode")?;
+        let nul = rest.iter().position(|&b| b == 0).ok_or("tree entry without a name")?;
+        if nul < space || rest.len() < nul + 21 {
+            return Err("truncated tree entry".into());
+        }
+        let mode = &rest[..space];
+        let name = std::str::from_utf8(&rest[space + 1..nul]).map_err(|_| "tree entry name is not UTF-8")?;
+        let id: String = rest[nul + 1..nul + 21].iter().map(|b| format!("{b:02x}")).collect();
+        out.push((name.to_owned(), mode == b"40000", id));
+        rest = &rest[nul + 21..];
+    }
+    Ok(out)
+}
+
+/// What a checkpoint commit says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Its tree.
+    pub tree: String,
+    /// The previous checkpoint.
+    pub parent: Option<String>,
+    /// The space.
+    pub space: String,
+    /// The seq it covers.
+    pub seq: u64,
+    /// The event commit at that seq.
+    pub event: String,
+    /// SHA-1 of `state.json`'s bytes.
+    pub state_sha1: String,
+}
+
+/// The checkpoint commit for `header` (author time: the covered event's).
+pub fn encode_commit(header: &Header, at_ms: u64) -> Vec<u8> {
+    let ident = format!("dlog <> {} +0000", at_ms / 1000);
+    let mut text = format!("tree {}\n", header.tree);
+    if let Some(parent) = &header.parent {
+        text.push_str(&format!("parent {parent}\n"));
+    }
+    text.push_str(&format!(
+        "author {ident}\ncommitter {ident}\n\ncheckpoint {} at seq {}\n\nDlog-Space: {}\nDlog-Checkpoint-Seq: {}\nDlog-Event: {}\nDlog-State-Sha1: {}\n",
+        header.space, header.seq, header.space, header.seq, header.event, header.state_sha1
+    ));
+    text.into_bytes()
+}
+
+/// Read a checkpoint commit's header.
+pub fn decode_commit(bytes: &[u8]) -> Result<Header, String> {
+    let links = gitobj::decode_commit(bytes)?;
+    let text = std::str::from_utf8(bytes).map_err(|_| "checkpoint commit is not UTF-8")?;
+    let trailer = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(": ")))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("checkpoint commit has no {key} trailer"))
+    };
+    Ok(Header {
+        tree: links.tree,
+        parent: links.parent,
+        space: trailer("Dlog-Space")?,
+        seq: trailer("Dlog-Checkpoint-Seq")?.parse().map_err(|_| "bad Dlog-Checkpoint-Seq")?,
+        event: trailer("Dlog-Event")?,
+        state_sha1: trailer("Dlog-State-Sha1")?,
+    })
+}
+
+/// SHA-1 of bytes, hex.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    sha1_smol::Sha1::from(bytes).digest().to_string()
+}
+
+fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value, String> {
+    v.get(key).ok_or_else(|| format!("state has no {key:?}"))
+}
+
+fn text(v: &Value, key: &str) -> Result<String, String> {
+    field(v, key)?.as_str().map(str::to_owned).ok_or_else(|| format!("state field {key:?} is not a string"))
+}
+
+fn number(v: &Value, key: &str) -> Result<u64, String> {
+    field(v, key)?.as_u64().ok_or_else(|| format!("state field {key:?} is not an integer"))
+}
+
+fn object<'a>(v: &'a Value, key: &str) -> Result<&'a serde_json::Map<String, Value>, String> {
+    field(v, key)?.as_object().ok_or_else(|| format!("state field {key:?} is not an object"))
+}
+
+/// A stored state back into a [`State`] (its `epoch` and `at_ms`, which the
+/// state JSON does not carry, are filled in by the caller from the event).
+pub fn parse_state(bytes: &[u8]) -> Result<State, String> {
+    let json = std::str::from_utf8(bytes).map_err(|_| "state is not UTF-8")?;
+    let v = parse_strict(json, MAX_STATE_BYTES).map_err(|e| format!("state is not valid JSON: {e}"))?;
+    let mut decisions = BTreeMap::new();
+    for (key, d) in object(&v, "decisions")? {
+        let rejected = field(d, "rejected")?
+            .as_array()
+            .ok_or("rejected is not an array")?
+            .iter()
+            .map(|r| Ok(Rejected { option: text(r, "option")?, why: text(r, "why")? }))
+            .collect::<Result<_, String>>()?;
+        decisions.insert(
+            key.clone(),
+            Decision {
+                choice: text(d, "choice")?,
+                rationale: text(d, "rationale")?,
+                rejected,
+                id: text(d, "id")?,
+                actor: text(d, "actor")?,
+                seq: number(d, "seq")?,
+                at_ms: number(d, "at_ms")?,
+                revision: number(d, "revision")?,
+            },
+        );
+    }
+    let mut retracted = BTreeMap::new();
+    for (key, r) in object(&v, "retracted")? {
+        retracted.insert(
+            key.clone(),
+            Retraction {
+                rationale: text(r, "rationale")?,
+                choice: text(r, "choice")?,
+                decision: text(r, "decision")?,
+                id: text(r, "id")?,
+                actor: text(r, "actor")?,
+                seq: number(r, "seq")?,
+                at_ms: number(r, "at_ms")?,
+                revision: number(r, "revision")?,
+            },
+        );
+    }
+    let authority = match field(&v, "authority")? {
+        Value::Null => None,
+        a => Some(Authority {
+            holder: text(a, "holder")?,
+            epoch: number(a, "epoch")?,
+            seq: number(a, "seq")?,
+            at_ms: number(a, "at_ms")?,
+        }),
+    };
+    let counts = field(&v, "counts")?;
+    let state = State {
+        space: text(&v, "space")?,
+        seq: number(&v, "seq")?,
+        head: field(&v, "head")?.as_str().map(str::to_owned),
+        epoch: 0,
+        at_ms: 0,
+        authority,
+        decisions,
+        retracted,
+        counts: Counts {
+            decide: number(counts, "decide")?,
+            retract: number(counts, "retract")?,
+            authority: number(counts, "authority")?,
+        },
+    };
+    if state.canonical().as_bytes() != bytes {
+        return Err("state is not the canonical form of a fold".into());
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Event, Intent};
+
+    #[test]
+    fn a_state_round_trips_through_its_stored_form() {
+        let mut state = State::new("s");
+        for (seq, (kind, body)) in [
+            ("decide", r#"{"key":"db","choice":"pg","rationale":"r","rejected":[{"option":"m","why":"w"}]}"#),
+            ("decide", r#"{"key":"ui","choice":"web","rationale":"r"}"#),
+            ("retract", r#"{"key":"ui","rationale":"gone"}"#),
+            ("authority", r#"{"holder":"h","epoch":1}"#),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let i = Intent::validate(&format!("i{seq}"), "a", kind, body, None).unwrap();
+            let e = Event {
+                space: "s".into(),
+                seq: seq as u64 + 1,
+                epoch: 1,
+                id: i.id,
+                actor: i.actor,
+                at_ms: 10,
+                kind: i.kind,
+                body: i.body,
+                body_json: i.body_json,
+            };
+            state.apply(&e, &"c".repeat(40)).unwrap();
+        }
+        let bytes = state.canonical().into_bytes();
+        let back = parse_state(&bytes).unwrap();
+        assert_eq!(back.canonical().into_bytes(), bytes);
+        assert_eq!(back.decisions, state.decisions);
+        assert!(parse_state(b"{}").is_err());
+    }
+
+    #[test]
+    fn trees_sort_directories_as_git_does_and_round_trip() {
+        let id = "ce013625030ba8dba906f756967f9e9ca394464a".to_string();
+        let tree = encode_tree(&[
+            ("state.json".into(), ObjectKind::Blob, id.clone()),
+            ("index".into(), ObjectKind::Tree, id.clone()),
+            ("index.txt".into(), ObjectKind::Blob, id.clone()),
+        ]);
+        let names: Vec<String> = decode_tree(&tree).unwrap().into_iter().map(|(n, _, _)| n).collect();
+        // "index.txt" < "index/" because '.' (0x2e) < '/' (0x2f).
+        assert_eq!(names, ["index.txt", "index", "state.json"]);
+    }
+
+    #[test]
+    fn segments_and_headers_round_trip() {
+        let entries =
+            vec![IndexEntry { seq: 7, commit: "a".repeat(40), id: "id with spaces? no".replace(' ', "-") }];
+        assert_eq!(decode_segment(&encode_segment(&entries)).unwrap(), entries);
+        assert!(decode_segment(b"7 zz id\n").is_err());
+        let header = Header {
+            tree: "b".repeat(40),
+            parent: Some("c".repeat(40)),
+            space: "s".into(),
+            seq: 1000,
+            event: "d".repeat(40),
+            state_sha1: "e".repeat(40),
+        };
+        assert_eq!(decode_commit(&encode_commit(&header, 5000)).unwrap(), header);
+    }
+}
