@@ -436,3 +436,39 @@ fn a_one_shot_writer_waits_for_another_and_times_out_with_a_clear_error() {
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains("timed out after 300ms waiting for holder"), "{message}");
 }
+
+#[test]
+fn concurrent_forwarded_intents_each_get_their_own_answer_even_when_one_is_bad() {
+    let repo = Repo::new();
+    let serve = Serve::start(&repo.path, "team", "5s");
+    let endpoint = lease_of(&repo, "team")["endpoint"].as_str().unwrap().to_owned();
+    let answers: Vec<Result<Vec<decision_log::Appended>, Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let endpoint = endpoint.clone();
+                scope.spawn(move || {
+                    let body = if i == 5 {
+                        r#"{"key":"k5","choice":"c"}"#.to_owned()
+                    } else {
+                        format!(r#"{{"key":"k{i}","choice":"c","rationale":"r"}}"#)
+                    };
+                    let intent = Intent::new("w", "decide", body).with_id(format!("c{i}")).into_wit();
+                    decision_log::serve::wire::forward(&endpoint, "team", &[intent], false).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, answer) in answers.iter().enumerate() {
+        match (i, answer) {
+            (5, Err(Error::Invalid(m))) => assert!(m.contains("rationale"), "{m}"),
+            (5, other) => panic!("the bad intent got {other:?}"),
+            (_, Ok(appended)) => assert!(appended[0].created && appended[0].event.id == format!("c{i}")),
+            (_, Err(e)) => panic!("intent {i} failed because of another: {e}"),
+        }
+    }
+    let all = events(&repo, "team");
+    assert_eq!(all.len(), 8, "the fence and the seven good intents");
+    assert_linear(&repo, "team", 8);
+    drop(serve);
+}

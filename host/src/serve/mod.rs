@@ -6,7 +6,10 @@
 //! the owner can enter; the socket is 0600) or, when asked, a loopback TCP
 //! address. Nothing listens beyond this machine.
 
+mod coalesce;
 pub mod wire;
+
+use coalesce::Coalescer;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -97,7 +100,7 @@ fn bind(log: &Log, listen: &Listen) -> Result<(Listener, String), Error> {
 }
 
 /// Answer one connection: one JSON line in, one JSON line out, until EOF.
-fn handle(log: &Log, stream: Box<dyn wire::ReadWrite>, holder: &str) {
+fn handle(coalescer: &Coalescer, stream: Box<dyn wire::ReadWrite>, holder: &str) {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
@@ -113,7 +116,7 @@ fn handle(log: &Log, stream: Box<dyn wire::ReadWrite>, holder: &str) {
                             .iter()
                             .map(wire::intent_from_json)
                             .collect::<Result<Vec<_>, _>>()?;
-                        log.space(space).append_here(&intents, request["batch"].as_bool().unwrap_or(false))
+                        coalescer.append(space, intents, request["batch"].as_bool().unwrap_or(false))
                     })();
                     wire::answer_to_json(&answer)
                 }
@@ -218,7 +221,8 @@ pub fn serve(log: &Log, config: ServeConfig) -> Result<(), Error> {
     let (listener, endpoint) = bind(log, &config.listen)?;
     say(&format!("{} listening on {endpoint}", routing.identity));
     let held = Arc::new(Mutex::new(BTreeMap::new()));
-    let (log_for_accept, holder_for_accept) = (log.clone(), routing.identity.clone());
+    let coalescer = Coalescer::start(log.clone());
+    let holder_for_accept = routing.identity.clone();
     maintain(log, &routing, &config, &endpoint, &held);
 
     let maintainer = {
@@ -250,8 +254,8 @@ pub fn serve(log: &Log, config: ServeConfig) -> Result<(), Error> {
             };
             match stream {
                 Ok(stream) => {
-                    let (log, holder) = (log_for_accept.clone(), holder_for_accept.clone());
-                    std::thread::spawn(move || handle(&log, stream, &holder));
+                    let (coalescer, holder) = (coalescer.clone(), holder_for_accept.clone());
+                    std::thread::spawn(move || handle(&coalescer, stream, &holder));
                 }
                 Err(e) => say(&format!("accept failed: {e}")),
             }
