@@ -139,28 +139,13 @@ struct NativeHost {
     authority: SoleWriter,
 }
 
-fn kind_to(kind: dlog_guest::host::ObjectKind) -> ObjectKind {
-    match kind {
-        dlog_guest::host::ObjectKind::Blob => ObjectKind::Blob,
-        dlog_guest::host::ObjectKind::Tree => ObjectKind::Tree,
-        dlog_guest::host::ObjectKind::Commit => ObjectKind::Commit,
-    }
-}
-
 impl dlog_guest::host::Host for NativeHost {
-    fn write_object(&self, kind: dlog_guest::host::ObjectKind, data: &[u8]) -> Result<String, String> {
-        self.backend.write_object(kind_to(kind), data).map(|id| id.to_hex()).map_err(|e| e.to_string())
+    fn write_object(&self, kind: ObjectKind, data: &[u8]) -> Result<String, String> {
+        self.backend.write_object(kind, data).map(|id| id.to_hex()).map_err(|e| e.to_string())
     }
-    fn read_object(&self, id: &str) -> Result<Option<(dlog_guest::host::ObjectKind, Vec<u8>)>, String> {
+    fn read_object(&self, id: &str) -> Result<Option<(ObjectKind, Vec<u8>)>, String> {
         let id = ObjectId::from_hex(id).map_err(|e| e.to_string())?;
-        Ok(self.backend.read_object(&id).map_err(|e| e.to_string())?.map(|(k, d)| {
-            let k = match k {
-                ObjectKind::Blob => dlog_guest::host::ObjectKind::Blob,
-                ObjectKind::Tree => dlog_guest::host::ObjectKind::Tree,
-                ObjectKind::Commit => dlog_guest::host::ObjectKind::Commit,
-            };
-            (k, d)
-        }))
+        self.backend.read_object(&id).map_err(|e| e.to_string())
     }
     fn read_ref(&self, name: &str) -> Result<Option<String>, String> {
         Ok(self.backend.read_ref(name).map_err(|e| e.to_string())?.map(|id| id.to_hex()))

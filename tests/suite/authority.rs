@@ -281,25 +281,7 @@ fn non_holders_forward_to_serve_and_get_one_total_order() {
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
         .unwrap();
     assert_eq!(mode & 0o777, 0o600, "the socket is owner-only");
-    let dir = repo.path.parent().unwrap();
-    let writers: Vec<Child> = (0..4)
-        .map(|w| {
-            let file = dir.join(format!("w{w}.jsonl"));
-            let lines: String = (0..25)
-                .map(|i| format!("{{\"id\":\"w{w}-{i}\",\"kind\":\"decide\",\"body\":{{\"key\":\"w{w}\",\"choice\":\"{i}\",\"rationale\":\"r\"}}}}\n"))
-                .collect();
-            std::fs::write(&file, lines).unwrap();
-            dlog(&repo.path, &format!("writer-{w}"), &["append", "team", "--each", "--intent", file.to_str().unwrap()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for w in writers {
-        let out = w.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
+    crate::cli::run_writers(&repo, "team", 4, 25);
     let all = events(&repo, "team");
     assert_eq!(all.len(), 101, "the fence plus 4 x 25 forwarded intents");
     assert_eq!(all[0]["kind"], "authority");

@@ -349,31 +349,7 @@ fn events_follow_sees_appends_made_by_other_processes() {
 #[test]
 fn four_writer_processes_appending_a_hundred_times_each_make_one_linear_log() {
     let repo = Repo::new();
-    let dir = repo.path.parent().unwrap().to_path_buf();
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let file = dir.join(format!("writer-{w}.jsonl"));
-            let lines: String = (0..100)
-                .map(|i| {
-                    format!(
-                        "{{\"id\":\"w{w}-{i}\",\"kind\":\"decide\",\"body\":{{\"key\":\"w{w}\",\"choice\":\"{i}\",\"rationale\":\"r\"}}}}\n"
-                    )
-                })
-                .collect();
-            std::fs::write(&file, lines).unwrap();
-            Command::new(DLOG)
-                .args(["--repo", repo.path.to_str().unwrap(), "append", "shared", "--each", "--intent", file.to_str().unwrap()])
-                .env("DLOG_ACTOR", format!("writer-{w}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for w in writers {
-        let out = w.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
+    run_writers(&repo, "shared", 4, 100);
     let lines = repo.ok(&["--json", "events", "shared"]);
     let seqs: Vec<u64> =
         lines.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
@@ -422,4 +398,35 @@ fn the_compiled_component_is_cached_per_user_and_a_damaged_entry_is_rebuilt() {
     std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     run(&shared);
     assert!(entries(&shared).is_empty(), "a directory others can write is never trusted");
+}
+
+/// Run `writers` processes at once, each appending `each` intents to `space`
+/// one by one (`append --each`), and wait until all succeeded.
+pub fn run_writers(repo: &Repo, space: &str, writers: usize, each: usize) {
+    let dir = repo.path.parent().unwrap().to_path_buf();
+    let children: Vec<_> = (0..writers)
+        .map(|w| {
+            let file = dir.join(format!("writer-{w}.jsonl"));
+            let lines: String = (0..each)
+                .map(|i| {
+                    format!(
+                        "{{\"id\":\"w{w}-{i}\",\"kind\":\"decide\",\"body\":{{\"key\":\"w{w}\",\"choice\":\"{i}\",\"rationale\":\"r\"}}}}\n"
+                    )
+                })
+                .collect();
+            std::fs::write(&file, lines).unwrap();
+            Command::new(DLOG)
+                .args(["--repo", repo.path.to_str().unwrap(), "append", space, "--each", "--intent", file.to_str().unwrap()])
+                .env("DLOG_ACTOR", format!("writer-{w}"))
+                .env("DLOG_IDENTITY", format!("writer-{w}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
 }

@@ -13,27 +13,8 @@ pub use memory::MemoryBackend;
 
 use std::fmt;
 
-/// The three git object kinds a decision log is made of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ObjectKind {
-    /// File contents.
-    Blob,
-    /// A directory listing.
-    Tree,
-    /// A commit.
-    Commit,
-}
-
-impl ObjectKind {
-    /// The name git uses in object headers (`blob`, `tree`, `commit`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectKind::Blob => "blob",
-            ObjectKind::Tree => "tree",
-            ObjectKind::Commit => "commit",
-        }
-    }
-}
+/// The three git object kinds a decision log is made of (the guest's own type).
+pub use dlog_guest::host::ObjectKind;
 
 /// A SHA-1 git object id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
