@@ -435,6 +435,8 @@ fn with_race_retries<T>(retry: bool, mut attempt: impl FnMut() -> Result<T, Erro
         match attempt() {
             Err(Error::HeadConflict { .. }) if retry && tries < MAX_RACE_RETRIES => {
                 tries += 1;
+                // The random tail of a UUIDv7 is a good enough jitter source;
+                // it spares a dependency on a random number crate.
                 let jitter = u64::from(uuid::Uuid::now_v7().as_bytes()[15] % 8);
                 std::thread::sleep(Duration::from_millis(u64::from(tries.min(10)) + jitter));
             }

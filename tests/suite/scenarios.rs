@@ -562,3 +562,32 @@ fn a_guest_that_exceeds_its_memory_bound_fails_cleanly() {
     let err = log.space("team").append(decide("d1", "k", "v")).unwrap_err();
     assert!(matches!(err, Error::Guest(_)), "{err}");
 }
+
+#[test]
+fn a_guest_call_that_runs_past_its_deadline_is_interrupted_and_nothing_is_lost() {
+    let backend = std::sync::Arc::new(decision_log::backend::MemoryBackend::new());
+    let no_checkpoints = decision_log::Options { checkpoint_every: 0, ..Default::default() };
+    let writer = decision_log::Log::with_backend(backend.clone(), no_checkpoints).unwrap();
+    let space = writer.space("team");
+    for chunk in 0..5 {
+        space
+            .append_batch(
+                (0..1000).map(|i| decide(&format!("d{chunk}-{i}"), &format!("k{i}"), "v")).collect(),
+            )
+            .unwrap();
+    }
+    let expected = space.fold().unwrap();
+    let limits = decision_log::runtime::Limits {
+        call_timeout: std::time::Duration::from_millis(10),
+        ..Default::default()
+    };
+    let options = decision_log::Options { limits, checkpoint_every: 0, ..Default::default() };
+    let hurried = decision_log::Log::with_backend(backend.clone(), options).unwrap();
+    let err = hurried.space("team").fold().unwrap_err();
+    assert!(
+        matches!(&err, Error::Guest(m) if m.contains("interrupt")),
+        "a full replay of 5000 events takes longer than 10 ms: {err}"
+    );
+    let patient = decision_log::Log::with_backend(backend, decision_log::Options::default()).unwrap();
+    assert_eq!(patient.space("team").fold().unwrap(), expected);
+}
