@@ -41,8 +41,13 @@ fn written_objects_have_git_ids_and_content_and_pass_fsck_once_reachable() {
         assert_eq!(id, ObjectId::for_object(kind, data));
         let git_id = git_with_input(repo, &["hash-object", "-t", kind.as_str(), "--stdin"], Some(data));
         assert_eq!(git_id.trim(), id.to_hex(), "{kind:?}");
-        assert_eq!(git(repo, &["cat-file", "-t", &id.to_hex()]).trim(), kind.as_str());
         assert_eq!(backend.read_object(&id).unwrap(), Some((kind, data.clone())));
+        // Buffered until a swap makes it reachable: not on disk yet.
+        assert!(!git_status(repo, &["cat-file", "-e", &id.to_hex()], None).0, "{kind:?}");
+    }
+    assert_eq!(backend.compare_and_swap(REF, None, &commit).unwrap(), SwapOutcome::Swapped);
+    for (kind, id) in [(ObjectKind::Blob, blob), (ObjectKind::Tree, tree), (ObjectKind::Commit, commit)] {
+        assert_eq!(git(repo, &["cat-file", "-t", &id.to_hex()]).trim(), kind.as_str());
     }
     assert_eq!(git(repo, &["cat-file", "-p", &blob.to_hex()]).as_bytes(), blob_data);
     assert_eq!(
@@ -50,8 +55,6 @@ fn written_objects_have_git_ids_and_content_and_pass_fsck_once_reachable() {
         format!("100644 blob {blob}\tdecision.json\n")
     );
     assert_eq!(git(repo, &["cat-file", "-p", &commit.to_hex()]).as_bytes(), commit_data);
-
-    assert_eq!(backend.compare_and_swap(REF, None, &commit).unwrap(), SwapOutcome::Swapped);
     assert_eq!(rev_parse(repo, REF), commit.to_hex());
     assert_fsck_clean(repo);
 }
@@ -438,13 +441,14 @@ fn two_instances_see_each_others_writes_at_once() {
     assert_eq!(b.list_refs("refs/dlog/").unwrap(), vec![]);
 
     let c1 = write_commit(&a, "one", None);
-    assert!(b.read_object(&c1).unwrap().is_some(), "b reads a's object");
+    assert!(b.read_object(&c1).unwrap().is_none(), "a buffers its objects until its swap");
     assert_eq!(a.compare_and_swap(REF, None, &c1).unwrap(), SwapOutcome::Swapped);
     assert_eq!(b.read_ref(REF).unwrap(), Some(c1), "b sees a's ref");
+    assert!(b.read_object(&c1).unwrap().is_some(), "b reads a's object");
 
     let c2 = write_commit(&b, "two", Some(&c1));
-    assert!(a.read_object(&c2).unwrap().is_some());
     assert_eq!(b.compare_and_swap(REF, Some(&c1), &c2).unwrap(), SwapOutcome::Swapped);
+    assert!(a.read_object(&c2).unwrap().is_some());
     assert_eq!(a.read_ref(REF).unwrap(), Some(c2));
     // a's stale expectation loses.
     let c3 = write_commit(&a, "three", Some(&c1));
@@ -620,6 +624,9 @@ fn a_torn_loose_object_from_a_crash_is_rewritten_not_trusted() {
     let (dir, backend) = bare();
     let data = b"precious decision".to_vec();
     let id = backend.write_object(ObjectKind::Blob, &data).unwrap();
+    // A swap writes it (loose: a small write set).
+    let c = write_commit(&backend, "c", None);
+    assert_eq!(backend.compare_and_swap(REF, None, &c).unwrap(), SwapOutcome::Swapped);
     let hex = id.to_hex();
     let path = dir.path().join("objects").join(&hex[..2]).join(&hex[2..]);
     // What a crash between gix's rename and the fsync can leave behind.
@@ -628,8 +635,10 @@ fn a_torn_loose_object_from_a_crash_is_rewritten_not_trusted() {
         assert!(backend.read_object(&id).is_err() || backend.read_object(&id).unwrap().is_none());
         assert_eq!(backend.write_object(ObjectKind::Blob, &data).unwrap(), id);
         assert_eq!(backend.read_object(&id).unwrap(), Some((ObjectKind::Blob, data.clone())));
+        // The next swap writes it again, over the torn file.
+        assert_eq!(backend.compare_and_swap(REF, Some(&c), &c).unwrap(), SwapOutcome::Swapped);
+        assert_eq!(git(dir.path(), &["cat-file", "-p", &hex]).as_bytes(), data);
     }
-    assert_eq!(git(dir.path(), &["cat-file", "-p", &hex]).as_bytes(), data);
 }
 
 #[test]

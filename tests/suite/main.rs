@@ -11,6 +11,7 @@ mod git_backend;
 mod git_cli;
 mod git_interop;
 mod git_objects;
+mod git_packs;
 mod golden;
 mod parity;
 mod scenarios;

@@ -140,7 +140,9 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn read_ref(&self, name: &str) -> Result<Option<ObjectId>, StorageError>;
 
     /// Set `name` to `new` iff it holds `expected` (none: must not exist).
-    /// On `Swapped`, the ref and all objects written before are durable.
+    /// On `Swapped`, the ref and every object it reaches are durable. A
+    /// backend may buffer objects until then (the git backend does: a
+    /// mismatched swap writes nothing, and a large write set becomes one pack).
     fn compare_and_swap(
         &self,
         name: &str,
