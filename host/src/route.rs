@@ -35,8 +35,7 @@ pub(crate) fn submit(
             Some(lease) => match &lease.endpoint {
                 Some(endpoint) => match wire::forward(endpoint, space.name(), intents, batch) {
                     Ok(answer) => answer,
-                    Err(unreachable) if Instant::now() < deadline => {
-                        let _ = unreachable;
+                    Err(_) if Instant::now() < deadline => {
                         sleep(POLL);
                         continue;
                     }
@@ -54,10 +53,7 @@ pub(crate) fn submit(
             None => with_one_shot_lease(space, routing, || space.append_here(intents, batch)),
         };
         match outcome {
-            Err(Error::NotHolder { holder, .. }) if Instant::now() < deadline => {
-                let _ = holder;
-                sleep(POLL);
-            }
+            Err(Error::NotHolder { .. }) if Instant::now() < deadline => sleep(POLL),
             Err(Error::NotHolder { holder: Some(holder), .. }) => {
                 return Err(Error::Timeout { space: space.name().into(), holder, waited: routing.wait });
             }
