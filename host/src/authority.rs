@@ -76,6 +76,8 @@ pub fn process_identity(role: &str) -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
+    // Holders become git author names in `authority` events (at most 64 characters).
+    let host: String = host.chars().filter(|c| !c.is_control() && !matches!(c, '<' | '>')).take(32).collect();
     let tag = &uuid::Uuid::now_v7().simple().to_string()[24..];
     format!("{role}@{host}:{}#{tag}", std::process::id())
 }
