@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::fold::{Authority, Counts, Decision, Retraction, State};
-use crate::gitobj::{self, is_object_id};
+use crate::gitobj::{self, is_object_id, to_hex};
 use crate::host::ObjectKind;
 use crate::json::parse_strict;
 use crate::model::Rejected;
@@ -177,7 +177,7 @@ pub fn decode_commit(bytes: &[u8]) -> Result<Header, String> {
 
 /// SHA-1 of bytes, hex.
 pub fn sha1_hex(bytes: &[u8]) -> String {
-    sha1_smol::Sha1::from(bytes).digest().to_string()
+    to_hex(&sha1_smol::Sha1::from(bytes).digest().bytes())
 }
 
 fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value, String> {

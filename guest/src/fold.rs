@@ -79,6 +79,21 @@ pub struct Counts {
     pub authority: u64,
 }
 
+/// What one [`State::apply_undoable`] changed, so that a draft whose commit
+/// fails can be taken back out of the state in O(events) instead of cloning
+/// the whole state up front (which made every append O(state)).
+#[derive(Debug)]
+pub struct Undo {
+    /// The key the event touched, with its decision and retraction before.
+    entry: Option<(String, Option<Decision>, Option<Retraction>)>,
+    authority: Option<Authority>,
+    seq: u64,
+    head: Option<String>,
+    epoch: u64,
+    at_ms: u64,
+    counts: Counts,
+}
+
 /// The coordination state of one space.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct State {
@@ -224,6 +239,45 @@ impl State {
         Ok(())
     }
 
+    /// [`State::apply`], remembering how to undo it. On error nothing changed.
+    pub fn apply_undoable(&mut self, event: &Event, commit: &str) -> Result<Undo, Error> {
+        let key = match &event.body {
+            Body::Decide { key, .. } | Body::Retract { key, .. } => Some(key),
+            Body::Authority { .. } => None,
+        };
+        let undo = Undo {
+            entry: key.map(|k| (k.clone(), self.decisions.get(k).cloned(), self.retracted.get(k).cloned())),
+            authority: self.authority.clone(),
+            seq: self.seq,
+            head: self.head.clone(),
+            epoch: self.epoch,
+            at_ms: self.at_ms,
+            counts: self.counts.clone(),
+        };
+        self.apply(event, commit)?;
+        Ok(undo)
+    }
+
+    /// Take back an [`Undo`]; undos must be taken back newest first.
+    pub fn undo(&mut self, undo: Undo) {
+        if let Some((key, decision, retraction)) = undo.entry {
+            match decision {
+                Some(d) => self.decisions.insert(key.clone(), d),
+                None => self.decisions.remove(&key),
+            };
+            match retraction {
+                Some(r) => self.retracted.insert(key, r),
+                None => self.retracted.remove(&key),
+            };
+        }
+        self.authority = undo.authority;
+        self.seq = undo.seq;
+        self.head = undo.head;
+        self.epoch = undo.epoch;
+        self.at_ms = undo.at_ms;
+        self.counts = undo.counts;
+    }
+
     /// The state as JSON.
     pub fn to_value(&self) -> Value {
         let decisions: Map<String, Value> =
@@ -345,6 +399,29 @@ mod tests {
     fn decide(seq: u64, id: &str, key: &str, choice: &str, supersedes: Option<&str>) -> Event {
         let sup = supersedes.map(|s| format!(r#","supersedes":"{s}""#)).unwrap_or_default();
         ev(seq, id, "decide", &format!(r#"{{"key":"{key}","choice":"{choice}","rationale":"r"{sup}}}"#))
+    }
+
+    #[test]
+    fn undoing_applied_events_newest_first_restores_the_state_exactly() {
+        let mut s = State::new("s");
+        s.apply(&decide(1, "a", "db", "pg", None), "c1").unwrap();
+        s.apply(&decide(2, "b", "queue", "sqs", None), "c2").unwrap();
+        let before = s.clone();
+        let events = [
+            decide(3, "c", "db", "mysql", Some("a")),
+            ev(4, "d", "retract", r#"{"key":"queue","rationale":"gone","supersedes":"b"}"#),
+            ev(5, "e", "authority", r#"{"holder":"w","epoch":1}"#),
+            decide(6, "f", "cache", "redis", None),
+        ];
+        let mut undo = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            undo.push(s.apply_undoable(e, &format!("d{i}")).unwrap());
+        }
+        assert_ne!(s, before);
+        while let Some(u) = undo.pop() {
+            s.undo(u);
+        }
+        assert_eq!(s, before);
     }
 
     #[test]

@@ -18,7 +18,19 @@ pub fn object_id(kind: ObjectKind, data: &[u8]) -> String {
     let mut hasher = sha1_smol::Sha1::new();
     hasher.update(format!("{} {}\0", kind.as_str(), data.len()).as_bytes());
     hasher.update(data);
-    hasher.digest().to_string()
+    to_hex(&hasher.digest().bytes())
+}
+
+/// Bytes as lowercase hex. (`format!("{b:02x}")` per byte was a visible
+/// share of a replay, which turns every tree's binary id into hex.)
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// Whether `id` is 40 lowercase hex digits.
@@ -55,7 +67,7 @@ pub fn decode_tree(tree: &[u8]) -> Result<String, String> {
     if rest.len() != 20 {
         return Err(format!("tree is not a single \"{EVENT_FILE}\" entry"));
     }
-    Ok(rest.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(to_hex(rest))
 }
 
 /// One line of plain text: control characters become spaces, long text is cut.

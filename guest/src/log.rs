@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::checkpoint;
 use crate::error::{Error, Head};
-use crate::fold::{self, State};
+use crate::fold::{self, State, Undo};
 use crate::gitobj::{self, EncodedEvent};
 use crate::host::{Host, ObjectKind, Swap};
 use crate::model::{self, Body, Event, Intent};
@@ -204,11 +204,24 @@ pub struct CheckpointInfo {
 }
 
 /// Events being stamped on top of a head, not yet stored.
+/// Events stamped but not yet committed. They are already applied to the
+/// replica's state; `undo` takes them back if the commit fails.
+#[derive(Debug, Default)]
 struct Draft {
-    state: State,
+    /// The head the draft builds on (none: an empty space).
+    base: Option<Head>,
+    undo: Vec<Undo>,
     objects: Vec<EncodedEvent>,
     results: Vec<Appended>,
     batch_ids: HashMap<String, usize>,
+}
+
+impl Draft {
+    fn take_back(&mut self, state: &mut State) {
+        while let Some(undo) = self.undo.pop() {
+            state.undo(undo);
+        }
+    }
 }
 
 /// The decision log over a host.
@@ -266,17 +279,25 @@ impl<H: Host> Log<H> {
 
     /// Load the event stored in `commit`, and the commit's parent.
     fn load(&self, commit: &str) -> Result<(Event, Option<String>), Error> {
+        let links = self.links(commit)?;
+        Ok((self.load_tree(commit, &links.tree)?, links.parent))
+    }
+
+    /// The tree and parent of an event commit.
+    fn links(&self, commit: &str) -> Result<gitobj::CommitLinks, Error> {
         let bytes = self.read(commit, ObjectKind::Commit)?;
-        let links =
-            gitobj::decode_commit(&bytes).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))?;
-        let tree = self.read(&links.tree, ObjectKind::Tree)?;
+        gitobj::decode_commit(&bytes).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))
+    }
+
+    /// The event in an event commit's tree.
+    fn load_tree(&self, commit: &str, tree: &str) -> Result<Event, Error> {
+        let tree = self.read(tree, ObjectKind::Tree)?;
         let blob_id =
             gitobj::decode_tree(&tree).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))?;
         let blob = self.read(&blob_id, ObjectKind::Blob)?;
         let text =
             String::from_utf8(blob).map_err(|_| Error::corrupt(format!("blob {blob_id} is not UTF-8")))?;
-        let event = Event::parse(&text).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))?;
-        Ok((event, links.parent))
+        Event::parse(&text).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))
     }
 
     fn write(&self, kind: ObjectKind, data: &[u8], id: &str) -> Result<(), Error> {
@@ -298,6 +319,9 @@ impl<H: Host> Log<H> {
             None => self.cold_replica(space),
         };
         if replica.state.head != head {
+            // Walk back to what the replica knows, keeping only the ids of
+            // each commit and tree (memory: ~100 bytes per event, not the
+            // events), then load and apply the events oldest first.
             let mut tail = Vec::new();
             let mut cursor = head;
             let mut reached_known = false;
@@ -306,9 +330,9 @@ impl<H: Host> Log<H> {
                     reached_known = true;
                     break;
                 }
-                let (event, parent) = self.load(&commit)?;
-                tail.push((event, commit));
-                cursor = parent;
+                let links = self.links(&commit)?;
+                tail.push((commit, links.tree));
+                cursor = links.parent;
             }
             if !reached_known {
                 if !replica.indexed {
@@ -320,8 +344,9 @@ impl<H: Host> Log<H> {
                 // Not a descendant of what we knew (or nothing known): start over.
                 replica = Replica::new(space);
             }
-            for (event, commit) in tail.iter().rev() {
-                replica.push(event, commit)?;
+            for (commit, tree) in tail.iter().rev() {
+                let event = self.load_tree(commit, tree)?;
+                replica.push(&event, commit)?;
             }
         }
         Ok(self.replicas.entry(space.to_owned()).or_insert(replica))
@@ -579,11 +604,28 @@ impl<H: Host> Log<H> {
         self.commit_draft(space, draft)
     }
 
-    /// Stamp intents on top of the replica's head, checking every rule.
-    fn draft(&self, space: &str, intents: &[Intent]) -> Result<Draft, Error> {
-        let replica = &self.replicas[space];
-        let mut draft: Option<Draft> = None;
-        let mut results = Vec::new();
+    /// Stamp intents on top of the replica's head, checking every rule. The
+    /// new events are applied to the replica's state right away (with undo
+    /// records): [`Log::commit_draft`] keeps them or takes them back.
+    fn draft(&mut self, space: &str, intents: &[Intent]) -> Result<Draft, Error> {
+        let mut replica =
+            self.replicas.remove(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
+        let mut draft = Draft::default();
+        let outcome = self.stamp(&mut replica, space, intents, &mut draft);
+        if outcome.is_err() {
+            draft.take_back(&mut replica.state);
+        }
+        self.replicas.insert(space.to_owned(), replica);
+        outcome.map(|()| draft)
+    }
+
+    fn stamp(
+        &self,
+        replica: &mut Replica,
+        space: &str,
+        intents: &[Intent],
+        d: &mut Draft,
+    ) -> Result<(), Error> {
         let mut epoch = None;
         for intent in intents {
             if let Some(&seq) = replica.ids.get(&intent.id) {
@@ -591,32 +633,35 @@ impl<H: Host> Log<H> {
                 if !intent.matches(&stored.event) {
                     return Err(Error::IdConflict(intent.id.clone()));
                 }
-                results.push(Appended { stored, created: false });
+                d.results.push(Appended { stored, created: false });
                 continue;
             }
-            let d = draft.get_or_insert_with(|| Draft {
-                state: replica.state.clone(),
-                objects: Vec::new(),
-                results: Vec::new(),
-                batch_ids: HashMap::new(),
-            });
             if let Some(&at) = d.batch_ids.get(&intent.id) {
                 let earlier: &Appended = &d.results[at];
                 if !intent.matches(&earlier.stored.event) {
                     return Err(Error::IdConflict(intent.id.clone()));
                 }
                 let again = Appended { stored: earlier.stored.clone(), created: false };
-                results.push(again);
+                d.results.push(again);
                 continue;
             }
+            let state = &replica.state;
             if let Some(expected) = intent.expect_seq
-                && expected != d.state.seq
+                && expected != state.seq
             {
-                return Err(Error::HeadConflict { expected_seq: expected, actual: replica.head() });
+                let actual = state.head.as_ref().map(|commit| Head {
+                    commit: commit.clone(),
+                    seq: state.seq,
+                    epoch: state.epoch,
+                    at_ms: state.at_ms,
+                });
+                // Report the committed head, not the draft's.
+                let actual = if d.undo.is_empty() { actual } else { d.base.clone() };
+                return Err(Error::HeadConflict { expected_seq: expected, actual });
             }
             let epoch = match epoch {
                 Some(e) => e,
-                None => *epoch.insert(self.writer_epoch(space, replica.state.epoch)?),
+                None => *epoch.insert(self.writer_epoch(space, state.epoch)?),
             };
             if let Body::Authority { holder, epoch: claimed } = &intent.body
                 && (holder != &self.host.identity() || *claimed != epoch)
@@ -626,56 +671,44 @@ impl<H: Host> Log<H> {
                     self.host.identity()
                 )));
             }
-            d.state.check(&intent.body)?;
+            state.check(&intent.body)?;
+            if d.undo.is_empty() {
+                d.base = replica.head();
+            }
             let event = Event {
                 space: space.to_owned(),
-                seq: d.state.seq + 1,
+                seq: state.seq + 1,
                 epoch,
                 id: intent.id.clone(),
                 actor: intent.actor.clone(),
-                at_ms: self.host.now_ms().max(d.state.at_ms),
+                at_ms: self.host.now_ms().max(state.at_ms),
                 kind: intent.kind,
                 body: intent.body.clone(),
                 body_json: intent.body_json.clone(),
             };
-            let encoded = gitobj::encode_event(&event, d.state.head.as_deref());
-            d.state.apply(&event, &encoded.commit_id)?;
+            let encoded = gitobj::encode_event(&event, state.head.as_deref());
+            d.undo.push(replica.state.apply_undoable(&event, &encoded.commit_id)?);
             let appended =
                 Appended { stored: Stored { event, commit: encoded.commit_id.clone() }, created: true };
             d.batch_ids.insert(intent.id.clone(), d.results.len());
-            d.results.push(appended.clone());
+            d.results.push(appended);
             d.objects.push(encoded);
-            results.push(appended);
         }
-        Ok(match draft {
-            Some(mut d) => {
-                d.results = results;
-                d
-            }
-            None => Draft {
-                state: replica.state.clone(),
-                objects: Vec::new(),
-                results,
-                batch_ids: HashMap::new(),
-            },
-        })
+        Ok(())
     }
 
-    /// Write a draft's objects and move the ref with one compare-and-swap.
-    fn commit_draft(&mut self, space: &str, draft: Draft) -> Result<Vec<Appended>, Error> {
-        let base = self.replicas[space].state.head.clone();
-        let base_seq = self.replicas[space].state.seq;
-        for o in &draft.objects {
-            self.write(ObjectKind::Blob, &o.blob, &o.blob_id)?;
-            self.write(ObjectKind::Tree, &o.tree, &o.tree_id)?;
-            self.write(ObjectKind::Commit, &o.commit, &o.commit_id)?;
+    /// Write a draft's objects and move the ref with one compare-and-swap;
+    /// on any failure take the draft's events back out of the replica.
+    fn commit_draft(&mut self, space: &str, mut draft: Draft) -> Result<Vec<Appended>, Error> {
+        let base = draft.base.as_ref().map(|h| h.commit.clone());
+        let base_seq = draft.base.as_ref().map_or(0, |h| h.seq);
+        let outcome = self.write_draft(space, base.as_deref(), &draft);
+        if !matches!(outcome, Ok(Swap::Swapped)) {
+            if let Some(replica) = self.replicas.get_mut(space) {
+                draft.take_back(&mut replica.state);
+            }
         }
-        let new_head = draft.objects.last().map(|o| o.commit_id.clone()).unwrap_or_default();
-        match self
-            .host
-            .compare_and_swap(&model::space_ref(space), base.as_deref(), &new_head)
-            .map_err(storage)?
-        {
+        match outcome? {
             Swap::Swapped => {
                 let replica =
                     self.replicas.get_mut(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
@@ -684,7 +717,6 @@ impl<H: Host> Log<H> {
                     replica.commits.push(a.stored.commit.clone());
                     replica.recent_ids.push(a.stored.event.id.clone());
                 }
-                replica.state = draft.state;
                 let (seq, last, every) =
                     (replica.state.seq, replica.checkpoint_seq(), self.settings.checkpoint_every);
                 if every > 0
@@ -701,6 +733,16 @@ impl<H: Host> Log<H> {
                 Err(Error::HeadConflict { expected_seq: base_seq, actual })
             }
         }
+    }
+
+    fn write_draft(&self, space: &str, base: Option<&str>, draft: &Draft) -> Result<Swap, Error> {
+        for o in &draft.objects {
+            self.write(ObjectKind::Blob, &o.blob, &o.blob_id)?;
+            self.write(ObjectKind::Tree, &o.tree, &o.tree_id)?;
+            self.write(ObjectKind::Commit, &o.commit, &o.commit_id)?;
+        }
+        let new_head = draft.objects.last().map(|o| o.commit_id.clone()).unwrap_or_default();
+        self.host.compare_and_swap(&model::space_ref(space), base, &new_head).map_err(storage)
     }
 
     /// Events with `seq >= from`, at most `limit`.
@@ -1020,19 +1062,24 @@ impl<H: Host> Log<H> {
             Ok(_) | Err(Error::StaleEpoch { .. }) => {}
             Err(e) => return Err(e),
         }
-        let mut state = self.replicas[space].state.clone();
-        let mut results = Vec::with_capacity(fresh.len());
-        let mut objects = Vec::with_capacity(fresh.len());
+        let replica =
+            self.replicas.get_mut(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
+        let mut draft = Draft { base: replica.head(), ..Draft::default() };
         for (event, encoded) in fresh {
-            state.apply(&event, &encoded.commit_id)?;
-            results.push(Appended {
+            match replica.state.apply_undoable(&event, &encoded.commit_id) {
+                Ok(undo) => draft.undo.push(undo),
+                Err(e) => {
+                    draft.take_back(&mut replica.state);
+                    return Err(e);
+                }
+            }
+            draft.results.push(Appended {
                 stored: Stored { event, commit: encoded.commit_id.clone() },
                 created: true,
             });
-            objects.push(encoded);
+            draft.objects.push(encoded);
         }
-        let written = results.len() as u64;
-        let draft = Draft { state, objects, results, batch_ids: HashMap::new() };
+        let written = draft.results.len() as u64;
         self.commit_draft(space, draft)?;
         let head = self.replicas[space].head();
         Ok(ImportReport { total, skipped: total - written, written, head })

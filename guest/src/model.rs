@@ -446,7 +446,9 @@ impl Event {
             body: Body::from_value(kind, &body_json)?,
             body_json,
         };
-        if event.canonical() != text {
+        // The parsed value holds exactly the event's fields, so its canonical
+        // form is the event's (without building the event's value again).
+        if to_canonical_string(&value) != text {
             return Err("event is not in canonical (RFC 8785) form".into());
         }
         Ok(event)

@@ -293,12 +293,14 @@ fn a_batch_is_appended_whole_or_not_at_all() {
         let s = h.space("team");
         s.append(decide("d0", "base", "x")).unwrap();
         let before = snapshot(&s);
+        let folded = fold(&s);
         let bad = vec![decide("b1", "a", "1"), decide("b2", "b", "2"), supersede("b3", "a", "3", "nope")];
         assert!(matches!(s.append_batch(bad), Err(Error::DecisionConflict { .. })), "{}", h.name);
         let invalid = vec![decide("b1", "a", "1"), Intent::new("alice", "decide", "{}").with_id("b2")];
         let err = s.append_batch(invalid).unwrap_err();
         assert!(matches!(&err, Error::Invalid(m) if m.starts_with("intent 2:")), "{}: {err}", h.name);
         assert_eq!(snapshot(&s), before, "{}: a failed batch wrote something", h.name);
+        assert_eq!(fold(&s), folded, "{}: a failed batch left its events in the fold", h.name);
 
         let good = vec![decide("b1", "a", "1"), supersede("b2", "a", "2", "b1"), decide("d0", "base", "x")];
         let out = s.append_batch(good).unwrap();

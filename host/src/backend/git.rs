@@ -152,6 +152,50 @@ const PACK_COMPRESSION: gix::zlib::Compression = gix::zlib::Compression::DEFAULT
 const STORE_SLOTS: gix::odb::store::init::Slots =
     gix::odb::store::init::Slots::AsNeededByDiskState { multiplier: 2.0, minimum: 64 };
 
+/// Idle object-store handles, and which store they belong to.
+#[derive(Default)]
+struct HandlePool {
+    /// Bumped whenever the store is replaced: older handles are dropped.
+    generation: u64,
+    idle: Vec<gix::odb::Handle>,
+}
+
+impl fmt::Debug for HandlePool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HandlePool {{ generation: {}, idle: {} }}", self.generation, self.idle.len())
+    }
+}
+
+/// A handle lent out of the pool for one call; it goes back on drop.
+struct PooledHandle<'a> {
+    handle: Option<gix::odb::Handle>,
+    generation: u64,
+    pool: &'a Mutex<HandlePool>,
+}
+
+impl std::ops::Deref for PooledHandle<'_> {
+    type Target = gix::odb::Handle;
+    fn deref(&self) -> &gix::odb::Handle {
+        // Only `drop` takes the handle out.
+        self.handle.as_ref().unwrap_or_else(|| unreachable!("a pooled handle is present until dropped"))
+    }
+}
+
+impl Drop for PooledHandle<'_> {
+    fn drop(&mut self) {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = self.handle.take()
+            && pool.generation == self.generation
+            && pool.idle.len() < MAX_IDLE_HANDLES
+        {
+            pool.idle.push(handle);
+        }
+    }
+}
+
+/// Idle handles kept: one per thread that reads at the same time, roughly.
+const MAX_IDLE_HANDLES: usize = 4;
+
 /// A git repository on disk as a [`Backend`].
 ///
 /// Cheap to share across threads (`Send + Sync`); several instances, in one
@@ -160,6 +204,8 @@ pub struct GitBackend {
     /// The shared object store that each call takes a light handle of;
     /// replaced by a fresh one when its index slots run out.
     store: RwLock<Arc<gix::odb::Store>>,
+    /// Handles on `store` kept between calls (see [`GitBackend::odb`]).
+    handles: Mutex<HandlePool>,
     /// The repository's own `.git` directory (private refs live here).
     git_dir: PathBuf,
     /// Where shared refs and `packed-refs` live (the `.git` directory, or the
@@ -364,6 +410,7 @@ impl GitBackend {
         let objects_dir = store.path().to_owned();
         Ok(GitBackend {
             store: RwLock::new(store),
+            handles: Mutex::new(HandlePool::default()),
             git_dir,
             common_dir,
             objects_dir,
@@ -391,9 +438,20 @@ impl GitBackend {
         *self.last_flush.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A handle on the shared object store, for one call.
-    fn odb(&self) -> gix::odb::Handle {
-        self.store.read().unwrap_or_else(PoisonError::into_inner).to_handle().into()
+    /// A handle on the shared object store, for one call. Handles are reused:
+    /// each owns gix's inflate state and its view of the pack indexes, and
+    /// making a fresh one per read was a fifth of a full replay's time.
+    fn odb(&self) -> PooledHandle<'_> {
+        let mut pool = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
+        let generation = pool.generation;
+        let handle = match pool.idle.pop() {
+            Some(handle) => handle,
+            None => {
+                drop(pool);
+                self.store.read().unwrap_or_else(PoisonError::into_inner).to_handle().into()
+            }
+        };
+        PooledHandle { handle: Some(handle), generation, pool: &self.handles }
     }
 
     /// Run a lookup on a handle; if it fails, once more on a fresh store.
@@ -414,6 +472,10 @@ impl GitBackend {
         match open_repo(&self.git_dir) {
             Ok(repo) => {
                 *self.store.write().unwrap_or_else(PoisonError::into_inner) = repo.into_sync().objects;
+                let mut pool = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
+                pool.generation += 1;
+                pool.idle.clear();
+                drop(pool);
                 lookup(&self.odb())
             }
             Err(_) => Err(first),
