@@ -61,7 +61,14 @@ pub fn write_canonical(value: &Value, out: &mut String) {
             }
             Task::Value(Value::Object(members)) => {
                 let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-                sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+                // Code point (byte) order is RFC 8785's UTF-16 order unless a
+                // key holds a character from U+E000 up (UTF-8 lead bytes 0xEE
+                // and above). serde_json's map usually iterates in byte order
+                // already (not with `preserve_order`): sort only when needed.
+                let in_byte_order = sorted.windows(2).all(|w| w[0].0 < w[1].0);
+                if !in_byte_order || members.keys().any(|k| k.bytes().any(|b| b >= 0xEE)) {
+                    sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+                }
                 out.push('{');
                 stack.push(Task::Punct('}'));
                 for (i, (key, item)) in sorted.into_iter().enumerate().rev() {
@@ -77,10 +84,12 @@ pub fn write_canonical(value: &Value, out: &mut String) {
 }
 
 fn write_number(n: &Number, out: &mut String) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
     if let Some(u) = n.as_u64() {
-        out.push_str(&u.to_string());
+        let _ = write!(out, "{u}");
     } else if let Some(i) = n.as_i64() {
-        out.push_str(&i.to_string());
+        let _ = write!(out, "{i}");
     } else if let Some(f) = n.as_f64() {
         // serde_json numbers are finite; `format` would still spell a
         // non-finite value as JavaScript does rather than panic.
@@ -88,7 +97,8 @@ fn write_number(n: &Number, out: &mut String) {
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
+/// Appends `s` as a canonical JSON string.
+pub fn write_string(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     let mut run_start = 0;

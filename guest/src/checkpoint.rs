@@ -117,7 +117,7 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Vec<(String, bool, String)>, String> 
         }
         let mode = &rest[..space];
         let name = std::str::from_utf8(&rest[space + 1..nul]).map_err(|_| "tree entry name is not UTF-8")?;
-        let id: String = rest[nul + 1..nul + 21].iter().map(|b| format!("{b:02x}")).collect();
+        let id: String = to_hex(&rest[nul + 1..nul + 21]);
         out.push((name.to_owned(), mode == b"40000", id));
         rest = &rest[nul + 21..];
     }

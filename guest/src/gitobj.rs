@@ -16,7 +16,10 @@ const SUMMARY_CHARS: usize = 100;
 /// Git's object id: SHA-1 over `"<kind> <len>\0"` and the data, in hex.
 pub fn object_id(kind: ObjectKind, data: &[u8]) -> String {
     let mut hasher = sha1_smol::Sha1::new();
-    hasher.update(format!("{} {}\0", kind.as_str(), data.len()).as_bytes());
+    hasher.update(kind.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(data.len().to_string().as_bytes());
+    hasher.update(b"\0");
     hasher.update(data);
     to_hex(&hasher.digest().bytes())
 }

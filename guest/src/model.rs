@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::canonical::to_canonical_string;
+use crate::canonical::{to_canonical_string, write_canonical, write_string};
 use crate::error::Error;
 use crate::json::parse_strict;
 
@@ -404,9 +404,25 @@ impl Event {
         Value::Object(map)
     }
 
-    /// The stored form: RFC 8785 canonical JSON.
+    /// The stored form: RFC 8785 canonical JSON. Written directly, envelope
+    /// keys in canonical order (equal to `to_canonical_string(&self.to_value())`,
+    /// without copying the body into a new value for every append).
     pub fn canonical(&self) -> String {
-        to_canonical_string(&self.to_value())
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(192);
+        out.push_str("{\"actor\":");
+        write_string(&self.actor, &mut out);
+        // Writing to a String cannot fail.
+        let _ = write!(out, ",\"at_ms\":{},\"body\":", self.at_ms);
+        write_canonical(&self.body_json, &mut out);
+        let _ = write!(out, ",\"epoch\":{},\"id\":", self.epoch);
+        write_string(&self.id, &mut out);
+        out.push_str(",\"kind\":");
+        write_string(self.kind.as_str(), &mut out);
+        let _ = write!(out, ",\"seq\":{},\"space\":", self.seq);
+        write_string(&self.space, &mut out);
+        let _ = write!(out, ",\"v\":{FORMAT_VERSION}}}");
+        out
     }
 
     /// The body as canonical JSON.
@@ -597,6 +613,7 @@ mod tests {
             body_json: intent.body_json.clone(),
         };
         let text = event.canonical();
+        assert_eq!(text, to_canonical_string(&event.to_value()), "the direct writer is canonical");
         assert!(
             text.starts_with(r#"{"actor":"alice","at_ms":1700000000123,"body":{"choice":"postgres""#),
             "{text}"

@@ -24,7 +24,10 @@ impl ObjectId {
     /// Git's id of an object: SHA-1 over `"<kind> <len>\0"` and the data.
     pub fn for_object(kind: ObjectKind, data: &[u8]) -> ObjectId {
         let mut hasher = sha1_smol::Sha1::new();
-        hasher.update(format!("{} {}\0", kind.as_str(), data.len()).as_bytes());
+        hasher.update(kind.as_str().as_bytes());
+        hasher.update(b" ");
+        hasher.update(data.len().to_string().as_bytes());
+        hasher.update(b"\0");
         hasher.update(data);
         ObjectId(hasher.digest().bytes())
     }
@@ -48,16 +51,13 @@ impl ObjectId {
 
     /// 40 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        self.to_string()
+        dlog_guest::gitobj::to_hex(&self.0)
     }
 }
 
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&self.to_hex())
     }
 }
 
