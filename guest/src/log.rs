@@ -703,10 +703,10 @@ impl<H: Host> Log<H> {
         let base = draft.base.as_ref().map(|h| h.commit.clone());
         let base_seq = draft.base.as_ref().map_or(0, |h| h.seq);
         let outcome = self.write_draft(space, base.as_deref(), &draft);
-        if !matches!(outcome, Ok(Swap::Swapped)) {
-            if let Some(replica) = self.replicas.get_mut(space) {
-                draft.take_back(&mut replica.state);
-            }
+        if !matches!(outcome, Ok(Swap::Swapped))
+            && let Some(replica) = self.replicas.get_mut(space)
+        {
+            draft.take_back(&mut replica.state);
         }
         match outcome? {
             Swap::Swapped => {
