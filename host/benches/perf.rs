@@ -268,6 +268,40 @@ fn run_child(job: &str) {
             }
             println!("{{}}");
         }
+        "build-one" => {
+            // One checkpointed space, in batches of 10,000 (the scale figures).
+            let (space, events) = parts[2].split_once(':').unwrap();
+            let events: usize = events.parse().unwrap();
+            let backend = Arc::new(GitBackend::init_bare(repo).unwrap());
+            let log = Log::with_backend(backend, options(512)).unwrap();
+            let s = log.space(space);
+            for start in (0..events).step_by(10_000) {
+                s.append_batch((start..(start + 10_000).min(events)).map(intent).collect()).unwrap();
+            }
+            println!("{{}}");
+        }
+        "append" => {
+            // A new process appending to a space: the first append (which
+            // loads the checkpoint and the id index), then single appends.
+            let (space, count) = parts[2].split_once(':').unwrap();
+            let count: usize = count.parse().unwrap();
+            let log = Log::with_backend(Arc::new(GitBackend::open(repo).unwrap()), options(512)).unwrap();
+            let s = log.space(space);
+            let t = Instant::now();
+            s.append(intent(50_000_000)).unwrap();
+            let first = t.elapsed();
+            let st = stats(time_each(count, |i| {
+                s.append(intent(60_000_000 + i)).unwrap();
+            }));
+            let v = serde_json::json!({
+                "first_ms": first.as_secs_f64() * 1e3,
+                "p50_ms": st.p50.as_secs_f64() * 1e3,
+                "p99_ms": st.p99.as_secs_f64() * 1e3,
+                "mean_ms": st.mean.as_secs_f64() * 1e3,
+                "rss_kib": peak_rss_kib(),
+            });
+            println!("{v}");
+        }
         "fold" => {
             let log = Log::with_backend(Arc::new(GitBackend::open(repo).unwrap()), options(0)).unwrap();
             let s = log.space(parts[2]);
@@ -483,6 +517,40 @@ fn main() {
             format!(
                 "{:.0}x faster than a full replay",
                 field(&replay, "cold_ms") / field(&checkpointed, "cold_ms").max(0.001)
+            ),
+        );
+    }
+
+    // Scale: single appends to a 1M-event space against a 1k-event one, each
+    // in a new process (the first append loads the checkpoint and the ids).
+    let (small, large) = (n(1_000, 200), n(1_000_000, 3_000));
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut figures = Vec::new();
+    for events in [small, large] {
+        let repo = dir.path().join(format!("scale-{events}.git"));
+        let t = Instant::now();
+        child(&format!("build-one:{}:scale:{events}", repo.display()));
+        let built = t.elapsed();
+        let appended = child(&format!("append:{}:scale:{}", repo.display(), n(300, 20)));
+        figures.push((events, built, appended));
+    }
+    let field = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    let (_, _, base) = &figures[0];
+    for (events, built, v) in &figures {
+        report.row(
+            &format!("durable single append to a {events}-event space (new process)"),
+            "1M: <= 1.2x a 1k space's",
+            format!(
+                "p50 {:.3} ms, p99 {:.3} ms; first append {:.0} ms; peak RSS {:.0} MiB",
+                field(v, "p50_ms"),
+                field(v, "p99_ms"),
+                field(v, "first_ms"),
+                field(v, "rss_kib") / 1024.0
+            ),
+            format!(
+                "{:.2}x the {small}-event space (mean); built at {:.0} events/s",
+                field(v, "mean_ms") / field(base, "mean_ms").max(1e-9),
+                *events as f64 / built.as_secs_f64()
             ),
         );
     }

@@ -9,6 +9,7 @@ use crate::git_cli::*;
 use decision_log::backend::{Backend, GitBackend, ObjectId, ObjectKind, StorageError, SwapOutcome};
 
 const REF: &str = "refs/dlog/spaces/x";
+const FIRST: &str = "refs/dlog/spaces/first";
 
 fn bare() -> (tempfile::TempDir, GitBackend) {
     let dir = tempdir();
@@ -421,6 +422,16 @@ fn many_batches_leave_a_few_merged_packs_that_every_reader_and_git_read() {
         assert_eq!(writer.compare_and_swap(REF, tip.as_ref(), &next).unwrap(), SwapOutcome::Swapped);
         tip = Some(next);
         most_packs = most_packs.max(files_named(repo, ".pack").len());
+        if batch == 0 {
+            let first = writer.compare_and_swap(FIRST, None, &next).unwrap();
+            assert_eq!(first, SwapOutcome::Swapped);
+        }
+        // Reading a ref looks its commit up: after a merge, in the merged
+        // pack, though the instance may hold the index of the removed one.
+        for (reader, name) in [(&writer, "the writer"), (&early, "a reader")] {
+            assert_eq!(reader.read_ref(REF).unwrap(), tip, "{name}, after batch {batch}");
+            assert!(reader.read_ref(FIRST).unwrap().is_some(), "{name}, after batch {batch}");
+        }
         if batch % 7 == 0 {
             for (kind, data, id) in &all {
                 assert_eq!(

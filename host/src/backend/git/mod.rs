@@ -456,32 +456,41 @@ impl GitBackend {
         PooledHandle { handle: Some(handle), generation, pool: &self.handles }
     }
 
-    /// Run a lookup on a handle; if it fails, once more on a fresh store.
+    /// Run a lookup on a handle; if it fails or finds nothing, once more on
+    /// a fresh store.
     ///
     /// gix's store knows a fixed number of pack indices (slots, chosen when
     /// it is opened). Once packs written since, by this instance or others,
     /// exhaust them, every rescan of `objects/pack/` fails, and with it
-    /// every lookup that misses the packs already loaded. A fresh store is
-    /// sized for what is on disk now.
+    /// every lookup that misses the packs already loaded. And when packs are
+    /// merged away (by this backend or `git gc`), gix reloads its indexes
+    /// for a find, but a header lookup was seen to miss an object that had
+    /// only moved to the merged pack. A fresh store sees the disk as it is
+    /// now; misses are rare on the paths that use this (every object a log
+    /// asks for exists), so the retry costs little.
     fn with_odb<T>(
         &self,
-        mut lookup: impl FnMut(&gix::odb::Handle) -> Result<T, gix::Error>,
-    ) -> Result<T, gix::Error> {
+        mut lookup: impl FnMut(&gix::odb::Handle) -> Result<Option<T>, gix::Error>,
+    ) -> Result<Option<T>, gix::Error> {
         let first = match lookup(&self.odb()) {
-            Ok(found) => return Ok(found),
-            Err(e) => e,
+            Ok(Some(found)) => return Ok(Some(found)),
+            other => other,
         };
-        match open_repo(&self.git_dir) {
-            Ok(repo) => {
-                *self.store.write().unwrap_or_else(PoisonError::into_inner) = repo.into_sync().objects;
-                let mut pool = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
-                pool.generation += 1;
-                pool.idle.clear();
-                drop(pool);
-                lookup(&self.odb())
-            }
-            Err(_) => Err(first),
+        match self.refresh_store() {
+            Ok(()) => lookup(&self.odb()),
+            Err(_) => first,
         }
+    }
+
+    /// Replace the object store by a fresh one, sized and loaded for the
+    /// packs on disk now; drop the handles on the old one.
+    fn refresh_store(&self) -> Result<(), StorageError> {
+        let repo = open_repo(&self.git_dir)?;
+        *self.store.write().unwrap_or_else(PoisonError::into_inner) = repo.into_sync().objects;
+        let mut pool = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
+        pool.generation += 1;
+        pool.idle.clear();
+        Ok(())
     }
 
     /// A fresh ref store: no `packed-refs` snapshot carried over from earlier calls.
@@ -867,7 +876,8 @@ impl GitBackend {
                 }
             }
         }
-        fsync_path(&pack_dir)
+        fsync_path(&pack_dir)?;
+        self.refresh_store()
     }
 
     /// The fan-out directory and the file of a loose object.
