@@ -255,6 +255,21 @@ fn verify_exits_with_the_corrupt_code_when_history_was_rewritten() {
 }
 
 #[test]
+fn gc_reports_what_it_packed_and_leaves_the_log_readable() {
+    let repo = Repo::new();
+    for (key, choice) in [("db", "pg"), ("ui", "web")] {
+        repo.ok(&decide_args("team", key, choice));
+    }
+    let before = repo.ok(&["fold", "team"]);
+    let report = repo.json(&["gc"]);
+    assert_eq!(report["loose_packed"], 0, "objects younger than a minute stay loose: {report}");
+    assert!(report["packs_after"].as_u64().is_some(), "{report}");
+    let text = repo.ok(&["gc"]);
+    assert!(text.starts_with("packed 0 loose objects;"), "{text}");
+    assert_eq!(repo.ok(&["fold", "team"]), before);
+}
+
+#[test]
 fn the_component_command_writes_the_embedded_component_and_its_wit() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("dlog.wasm");

@@ -8,7 +8,7 @@
 mod git;
 mod memory;
 
-pub use git::GitBackend;
+pub use git::{GcReport, GitBackend};
 pub use memory::MemoryBackend;
 
 use std::fmt;

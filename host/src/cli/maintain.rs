@@ -223,6 +223,33 @@ pub(crate) fn doctor(context: &Context, args: DoctorArgs) -> Result<u8, Error> {
     Ok(if remaining == 0 { exit::OK } else { exit::STORAGE })
 }
 
+/// `dlog gc`: the backend's own packing. Appends pack loose objects and merge
+/// packs as they go; this does all of it now (e.g. before a backup).
+pub(crate) fn gc(context: &Context) -> Result<u8, Error> {
+    let backend = crate::backend::GitBackend::discover(&context.start()?)?;
+    if !context.json {
+        eprintln!("dlog: packing loose objects and merging packs in {}", backend.git_dir().display());
+    }
+    let report = backend.gc()?;
+    if context.json {
+        print(
+            &json!({
+                "loose_packed": report.loose_packed,
+                "packs_before": report.packs_before,
+                "packs_merged": report.packs_merged,
+                "packs_after": report.packs_after,
+            })
+            .to_string(),
+        )?;
+    } else {
+        print(&format!(
+            "packed {} loose objects; {} packs before, {} merged, {} now (loose objects younger than a minute are left for next time)",
+            report.loose_packed, report.packs_before, report.packs_merged, report.packs_after
+        ))?;
+    }
+    Ok(exit::OK)
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct CheckpointArgs {
     /// Spaces to checkpoint (default: all).

@@ -46,10 +46,11 @@
 //! 5. It fsyncs the ref's directory, and the parent of every directory that
 //!    was created for the ref (e.g. `refs/dlog/` for a new
 //!    `refs/dlog/spaces/`) or that this instance has not synced before.
-//! 6. If the write set became a pack and there are now more than
-//!    [`repack::MAX_PACKS`] packs, it merges the small ones into one
-//!    (geometrically, as `git repack --geometric=2`; see [`repack`]). The
-//!    swap is already durable; a failed merge leaves the old packs in place.
+//! 6. If the write set became a pack and a size tier now holds
+//!    [`repack::TIER_WIDTH`] packs, it merges them into one; if it wrote
+//!    loose objects and about [`repack::LOOSE_LIMIT`] exist, it packs those
+//!    older than a minute (see [`repack`]). The swap is already durable; a
+//!    failed merge leaves every object where it was.
 //!
 //! `Swapped` is returned only after all of that succeeded: the ref, the
 //! objects it reaches and every object written before (but those of lost
@@ -148,6 +149,28 @@ const MAX_BUFFERED_BYTES: usize = 64 << 20;
 const STORE_SLOTS: gix::odb::store::init::Slots =
     gix::odb::store::init::Slots::AsNeededByDiskState { multiplier: 2.0, minimum: 64 };
 
+/// What [`GitBackend::gc`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GcReport {
+    /// Loose objects moved into packs.
+    pub loose_packed: usize,
+    /// Packs before.
+    pub packs_before: usize,
+    /// Packs merged into others.
+    pub packs_merged: usize,
+    /// Packs after.
+    pub packs_after: usize,
+}
+
+/// Remove a file; one already gone is fine.
+fn remove_if_present(file: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_file(file) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io(format!("cannot remove {}", file.display()), e)),
+    }
+}
+
 /// Idle object-store handles, and which store they belong to.
 #[derive(Default)]
 struct HandlePool {
@@ -220,6 +243,8 @@ pub struct GitBackend {
     durable_dirs: Mutex<HashSet<PathBuf>>,
     /// Whether a write set became a pack since the last merge check.
     packs_written: AtomicBool,
+    /// When this instance last packed loose objects.
+    last_loose_pack: Mutex<Option<Instant>>,
     /// Whether a merge of packs failed (this instance stops trying).
     merge_failed: AtomicBool,
     /// What the last write set cost (shown by `Debug`).
@@ -413,6 +438,7 @@ impl GitBackend {
             handles: Mutex::new(HandlePool::default()),
             packs_written: AtomicBool::new(false),
             merge_failed: AtomicBool::new(false),
+            last_loose_pack: Mutex::new(None),
             git_dir,
             common_dir,
             objects_dir,
@@ -828,13 +854,21 @@ impl GitBackend {
     }
 
     fn merge_packs(&self) -> Result<(), StorageError> {
+        self.merge(repack::plan).map(|_| ())
+    }
+
+    /// Merge the packs `choose` picks from those on disk; how many it merged.
+    fn merge(
+        &self,
+        choose: fn(Vec<repack::PackFile>) -> Vec<repack::PackFile>,
+    ) -> Result<usize, StorageError> {
         let pack_dir = self.pack_dir();
-        let chosen = repack::plan(
+        let chosen = choose(
             repack::list(&pack_dir)
                 .map_err(|e| StorageError::io(format!("cannot list {}", pack_dir.display()), e))?,
         );
         if chosen.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         // Objects keep the order they were written in (packs oldest first,
         // each in pack order): a log's events stay near each other, which a
@@ -869,15 +903,88 @@ impl GitBackend {
         self.packs_written.store(false, Ordering::Relaxed);
         for pack in chosen.iter().filter(|p| p.index != merged) {
             for file in pack.files() {
-                match std::fs::remove_file(&file) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StorageError::io(format!("cannot remove {}", file.display()), e)),
-                }
+                remove_if_present(&file)?;
             }
         }
         fsync_path(&pack_dir)?;
-        self.refresh_store()
+        self.refresh_store()?;
+        Ok(chosen.len())
+    }
+
+    /// Pack loose objects older than [`repack::LOOSE_MIN_AGE`] (at most
+    /// [`repack::MAX_MERGE_OBJECTS`] per pack) and remove their files once
+    /// the pack is durable; how many. A loose file that cannot be read (torn
+    /// by a crash: nothing refers to it) is left for `git gc`.
+    fn pack_loose(&self) -> Result<usize, StorageError> {
+        let loose = repack::loose_objects(&self.objects_dir, repack::LOOSE_MIN_AGE)
+            .map_err(|e| StorageError::io(format!("cannot list {}", self.objects_dir.display()), e))?;
+        let mut packed = 0;
+        for chunk in loose.chunks(repack::MAX_MERGE_OBJECTS as usize) {
+            let mut objects = Vec::with_capacity(chunk.len());
+            let mut files = Vec::with_capacity(chunk.len());
+            for (id, path) in chunk {
+                if let Ok(Some((kind, data))) = self.read_object(id) {
+                    objects.push(PackObject { id: *id, kind, data: data.into() });
+                    files.push(path);
+                }
+            }
+            if objects.is_empty() {
+                continue;
+            }
+            self.write_pack(&objects, &mut FlushStats::default())?;
+            for file in files {
+                remove_if_present(file)?;
+            }
+            packed += objects.len();
+        }
+        if packed > 0 {
+            self.refresh_store()?;
+        }
+        Ok(packed)
+    }
+
+    /// After a swap that wrote loose objects: pack them once there are about
+    /// as many as would make git's own `gc.auto` run (at most once a minute
+    /// per instance, since young objects are left loose).
+    fn maybe_pack_loose(&self) {
+        let mut last = self.last_loose_pack.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < repack::LOOSE_MIN_AGE)
+            || repack::loose_estimate(&self.objects_dir) < repack::LOOSE_LIMIT
+        {
+            return;
+        }
+        *last = Some(Instant::now());
+        drop(last);
+        let _flushing = self.lock_flushing();
+        // Like a merge, a failure leaves every object where it was.
+        if self.pack_loose().is_ok() {
+            let _ = self.merge_packs();
+        }
+    }
+
+    /// `dlog gc`: pack every loose object older than a minute, then merge
+    /// packs until no merge is left to do (each merge at most
+    /// [`repack::MAX_MERGE_OBJECTS`] objects). Reads and appends, here and
+    /// in other processes, go on meanwhile.
+    pub fn gc(&self) -> Result<GcReport, StorageError> {
+        let _flushing = self.lock_flushing();
+        let pack_dir = self.pack_dir();
+        let count_packs = || {
+            repack::list(&pack_dir)
+                .map(|p| p.len())
+                .map_err(|e| StorageError::io(format!("cannot list {}", pack_dir.display()), e))
+        };
+        let packs_before = count_packs()?;
+        let loose_packed = self.pack_loose()?;
+        let mut packs_merged = 0;
+        loop {
+            let merged = self.merge(repack::plan_any)?;
+            if merged == 0 {
+                break;
+            }
+            packs_merged += merged;
+        }
+        Ok(GcReport { loose_packed, packs_before, packs_merged, packs_after: count_packs()? })
     }
 
     /// The fan-out directory and the file of a loose object.
@@ -1122,6 +1229,8 @@ impl Backend for GitBackend {
         self.sync_ref(&ref_path, changes, &dirs)?;
         if self.packs_written.swap(false, Ordering::Relaxed) {
             self.consolidate_packs();
+        } else {
+            self.maybe_pack_loose();
         }
         Ok(SwapOutcome::Swapped)
     }

@@ -4,15 +4,23 @@
 //! slower to read with every batch: a 100k-event space built 1,000 events
 //! at a time left 200 packs.
 //!
-//! After a write set becomes a pack, the backend merges small packs the way
-//! `git repack --geometric=2` does: sorted by object count, the packs that
-//! do not form a progression in which each pack holds at least twice the
-//! objects of all smaller ones together are merged into one. Each object is
-//! so rewritten O(log n) times over the life of a repository, and the
-//! number of packs stays logarithmic in the number of objects. Merges hold
-//! the objects in memory, so one merge takes at most [`MAX_MERGE_OBJECTS`];
-//! past that, packs accumulate slowly (one per that many objects) until
-//! `git gc`.
+//! After a write set becomes a pack, the backend merges packs by size tier
+//! (size-tiered compaction, as log-structured stores do): a pack of tier
+//! `t` holds from 4^t to 4^(t+1) - 1 objects, and once a tier holds
+//! [`TIER_WIDTH`] packs they become one pack of a higher tier. So an object
+//! is rewritten about once per tier it climbs (three or four times from a
+//! 1,000-event batch's pack to the largest merge), at most three packs wait
+//! in each tier, and reads search a few dozen indexes at most. (`git repack
+//! --geometric=2` was tried first: run after every batch, a run of
+//! equal-sized packs broke its progression each time and rolled up
+//! everything, rewriting the whole repository every few batches.) Merges
+//! hold the objects in memory, so one merge takes at most
+//! [`MAX_MERGE_OBJECTS`]; packs that large are left for `git gc` / `dlog gc`.
+//!
+//! Loose objects (three per single append) are packed the same way once
+//! about [`LOOSE_LIMIT`] exist, as git's `gc.auto` would: only those older
+//! than [`LOOSE_MIN_AGE`], and their files are removed only once the pack
+//! is durable.
 //!
 //! Safety: the merged pack is written and made durable exactly like a write
 //! set's pack (fsynced, renamed into place index last, directory fsynced)
@@ -23,13 +31,27 @@
 //! the backend retries a failed lookup on a fresh store. Packs with a
 //! `.keep` file are never merged.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-/// Merge only once there are more packs than this.
-pub(super) const MAX_PACKS: usize = 8;
+use crate::backend::ObjectId;
+
+/// Merge the packs of a size tier once it holds this many.
+pub(super) const TIER_WIDTH: usize = 4;
 
 /// The most objects one merge rewrites (about 100 MB of event objects).
 pub(super) const MAX_MERGE_OBJECTS: u64 = 300_000;
+
+/// Pack loose objects once about this many exist (git's `gc.auto`): single
+/// appends write three loose objects each, and a directory of millions of
+/// files is slow for everyone, `git` included.
+pub(super) const LOOSE_LIMIT: usize = 6_700;
+
+/// Loose objects younger than this are left loose: a writer in another
+/// process may be between renaming one into place and syncing it (and would
+/// fail its append if the file vanished under it).
+pub(super) const LOOSE_MIN_AGE: Duration = Duration::from_secs(60);
 
 /// A pack on disk.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,6 +96,52 @@ pub(super) fn list(pack_dir: &Path) -> std::io::Result<Vec<PackFile>> {
     Ok(packs)
 }
 
+/// Git's estimate of the loose objects (for `gc.auto`): the objects in
+/// `objects/17/`, times 256.
+pub(super) fn loose_estimate(objects_dir: &Path) -> usize {
+    std::fs::read_dir(objects_dir.join("17"))
+        .map(|entries| entries.filter_map(Result::ok).filter(|e| is_loose_name(&e.file_name())).count() * 256)
+        .unwrap_or(0)
+}
+
+/// Loose objects at least `min_age` old, with their files.
+pub(super) fn loose_objects(
+    objects_dir: &Path,
+    min_age: Duration,
+) -> std::io::Result<Vec<(ObjectId, PathBuf)>> {
+    let now = SystemTime::now();
+    let mut found = Vec::new();
+    for fan_out in 0..=255u8 {
+        let prefix = format!("{fan_out:02x}");
+        let entries = match std::fs::read_dir(objects_dir.join(&prefix)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            if !is_loose_name(&name) {
+                continue;
+            }
+            let modified = entry.metadata()?.modified()?;
+            if now.duration_since(modified).unwrap_or_default() < min_age {
+                continue;
+            }
+            if let Ok(id) = ObjectId::from_hex(&format!("{prefix}{}", name.to_string_lossy())) {
+                found.push((id, entry.path()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Whether a file name in a fan-out directory names a loose object (38 hex
+/// digits; temporary files have other names).
+fn is_loose_name(name: &std::ffi::OsStr) -> bool {
+    name.len() == 38 && name.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// The object count of a version 2 pack index (the last fan-out entry),
 /// none for an index in another format.
 fn index_object_count(index: &Path) -> std::io::Result<Option<u64>> {
@@ -87,32 +155,40 @@ fn index_object_count(index: &Path) -> std::io::Result<Option<u64>> {
     Ok(Some(u64::from(u32::from_be_bytes([last[0], last[1], last[2], last[3]]))))
 }
 
-/// The packs to merge into one (none when there is nothing worth merging):
-/// git's geometric split with factor 2, capped at [`MAX_MERGE_OBJECTS`].
-pub(super) fn plan(mut packs: Vec<PackFile>) -> Vec<PackFile> {
-    if packs.len() <= MAX_PACKS {
-        return Vec::new();
+/// Packs of tier `t` hold from 4^t to 4^(t+1) - 1 objects.
+fn tier(objects: u64) -> u32 {
+    (63 - objects.max(1).leading_zeros()) / 2
+}
+
+/// The packs to merge into one, none when nothing is due: the packs of the
+/// lowest tier holding [`TIER_WIDTH`] or more, if together they stay within
+/// [`MAX_MERGE_OBJECTS`].
+pub(super) fn plan(packs: Vec<PackFile>) -> Vec<PackFile> {
+    let mut tiers: BTreeMap<u32, Vec<PackFile>> = BTreeMap::new();
+    for pack in packs {
+        tiers.entry(tier(pack.objects)).or_default().push(pack);
     }
+    tiers
+        .into_values()
+        .find(|group| {
+            group.len() >= TIER_WIDTH && group.iter().map(|p| p.objects).sum::<u64>() <= MAX_MERGE_OBJECTS
+        })
+        .unwrap_or_default()
+}
+
+/// `dlog gc`: the smallest packs, as many as stay within
+/// [`MAX_MERGE_OBJECTS`] together; none unless at least two.
+pub(super) fn plan_any(mut packs: Vec<PackFile>) -> Vec<PackFile> {
     packs.sort_by(|a, b| a.objects.cmp(&b.objects).then_with(|| a.index.cmp(&b.index)));
-    // From the largest down, find where the progression breaks...
-    let mut split = packs.len() - 1;
-    while split > 0 && packs[split].objects >= 2 * packs[split - 1].objects {
-        split -= 1;
-    }
-    if split > 0 {
-        split += 1;
-    }
-    // ...then take in every larger pack the merged one would not be half of.
-    let mut total: u64 = packs[..split].iter().map(|p| p.objects).sum();
-    while split < packs.len() && packs[split].objects < 2 * total {
-        total += packs[split].objects;
-        split += 1;
-    }
-    while split > 0 && total > MAX_MERGE_OBJECTS {
-        split -= 1;
-        total -= packs[split].objects;
-    }
-    packs.truncate(split);
+    let mut total = 0;
+    let fitting = packs
+        .iter()
+        .take_while(|p| {
+            total += p.objects;
+            total <= MAX_MERGE_OBJECTS
+        })
+        .count();
+    packs.truncate(fitting);
     if packs.len() < 2 { Vec::new() } else { packs }
 }
 
@@ -133,35 +209,36 @@ mod tests {
     }
 
     #[test]
-    fn a_few_packs_are_left_alone() {
-        assert!(plan(packs(&[3000; MAX_PACKS])).is_empty());
+    fn tiers_are_powers_of_four() {
+        assert_eq!(
+            [0, 1, 3, 4, 15, 16, 3_000, 4_096, 16_383, 16_384].map(tier),
+            [0, 0, 0, 1, 1, 2, 5, 6, 6, 7]
+        );
     }
 
     #[test]
-    fn equal_packs_are_merged_into_one() {
-        assert_eq!(counts(&plan(packs(&[3000; 9]))), [3000; 9]);
+    fn fewer_than_four_packs_of_a_tier_are_left_alone() {
+        assert!(plan(packs(&[3_000, 3_000, 3_000, 12_000, 12_000, 12_000, 50_000])).is_empty());
     }
 
     #[test]
-    fn a_steep_progression_keeps_its_large_pack_and_merges_the_small_ones() {
-        let plan = plan(packs(&[100_000, 20_000, 3_000, 3_000, 3_000, 3_000, 3_000, 3_000, 3_000]));
-        // 7 × 3,000 merged is more than half of 20,000, which joins them;
-        // 41,000 is less than half of 100,000, which stays.
-        assert_eq!(counts(&plan), [3_000, 3_000, 3_000, 3_000, 3_000, 3_000, 3_000, 20_000]);
+    fn four_packs_of_the_lowest_full_tier_are_merged() {
+        let plan = plan(packs(&[3_000, 12_000, 3_000, 12_000, 3_000, 12_000, 3_100, 12_000, 50_000]));
+        assert_eq!(counts(&plan), [3_000, 3_000, 3_000, 3_100]);
     }
 
     #[test]
-    fn a_progression_broken_only_at_its_small_end_still_rolls_up_when_the_merge_would_break_it() {
-        // As `git repack --geometric=2`: the merged tail (12,000) is not half
-        // of each larger pack in turn, so the roll-up takes them all.
-        let plan = plan(packs(&[96_000, 48_000, 24_000, 12_000, 6_000, 3_000, 3_000, 3_000, 3_000]));
-        assert_eq!(plan.len(), 9);
+    fn a_tier_too_large_to_merge_is_skipped() {
+        let plan = plan(packs(&[200_000, 200_000, 200_000, 200_000, 60, 60, 60, 60]));
+        assert_eq!(counts(&plan), [60; 4]);
+        assert!(super::plan(packs(&[200_000, 200_000, 200_000, 200_000])).is_empty());
     }
 
     #[test]
-    fn a_merge_never_exceeds_the_object_cap() {
-        let plan = plan(packs(&[200_000, 150_000, 3_000, 3_000, 3_000, 3_000, 3_000, 3_000, 3_000]));
-        assert!(plan.iter().map(|p| p.objects).sum::<u64>() <= MAX_MERGE_OBJECTS);
-        assert_eq!(counts(&plan), [3_000; 7].iter().copied().chain([150_000]).collect::<Vec<_>>());
+    fn gc_merges_the_smallest_packs_within_the_cap() {
+        let plan = plan_any(packs(&[270_000, 10, 40_000, 20]));
+        assert_eq!(counts(&plan), [10, 20, 40_000]);
+        assert!(plan_any(packs(&[250_000, 200_000])).is_empty());
+        assert!(plan_any(packs(&[5])).is_empty());
     }
 }
