@@ -18,7 +18,7 @@ pub fn object_id(kind: ObjectKind, data: &[u8]) -> String {
     let mut hasher = sha1_smol::Sha1::new();
     hasher.update(kind.as_str().as_bytes());
     hasher.update(b" ");
-    hasher.update(data.len().to_string().as_bytes());
+    hasher.update(decimal(data.len() as u64).as_bytes());
     hasher.update(b"\0");
     hasher.update(data);
     to_hex(&hasher.digest().bytes())
@@ -100,18 +100,50 @@ pub fn summary(event: &Event) -> String {
 /// knows no addresses) at `at_ms` truncated to seconds, UTC. The message is
 /// the summary line and trailers naming the space, seq, epoch and id.
 pub fn encode_commit(event: &Event, tree_id: &str, parent: Option<&str>) -> Vec<u8> {
-    let ident = format!("{} <> {} +0000", event.actor, event.at_ms / 1000);
-    let mut text = format!("tree {tree_id}\n");
+    // Pushed piece by piece: `format!` was a visible share of every append.
+    let seconds = decimal(event.at_ms / 1000);
+    let mut text = String::with_capacity(256 + event.actor.len() * 2);
+    text.push_str("tree ");
+    text.push_str(tree_id);
     if let Some(parent) = parent {
-        text.push_str(&format!("parent {parent}\n"));
+        text.push_str("\nparent ");
+        text.push_str(parent);
     }
-    text.push_str(&format!("author {ident}\ncommitter {ident}\n\n"));
+    for role in ["\nauthor ", "\ncommitter "] {
+        text.push_str(role);
+        text.push_str(&event.actor);
+        text.push_str(" <> ");
+        text.push_str(&seconds);
+        text.push_str(" +0000");
+    }
+    text.push_str("\n\n");
     text.push_str(&summary(event));
-    text.push_str(&format!(
-        "\n\nDlog-Space: {}\nDlog-Seq: {}\nDlog-Epoch: {}\nDlog-Id: {}\n",
-        event.space, event.seq, event.epoch, event.id
-    ));
+    text.push_str("\n\nDlog-Space: ");
+    text.push_str(&event.space);
+    text.push_str("\nDlog-Seq: ");
+    text.push_str(&decimal(event.seq));
+    text.push_str("\nDlog-Epoch: ");
+    text.push_str(&decimal(event.epoch));
+    text.push_str("\nDlog-Id: ");
+    text.push_str(&event.id);
+    text.push('\n');
     text.into_bytes()
+}
+
+/// `n` in decimal.
+fn decimal(n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    digits[at..].iter().map(|&d| char::from(d)).collect()
 }
 
 /// The links of a stored commit: its tree and its parent, if any.
@@ -174,6 +206,13 @@ pub fn encode_event(event: &Event, parent: Option<&str>) -> EncodedEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_spells_numbers_as_display_does() {
+        for n in [0, 7, 10, 1_700_000_000, u64::MAX] {
+            assert_eq!(decimal(n), n.to_string());
+        }
+    }
     use crate::model::Intent;
 
     fn event() -> Event {
