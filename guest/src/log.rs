@@ -437,14 +437,14 @@ impl<H: Host> Log<H> {
                 let replica =
                     self.replicas.get_mut(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
                 let mut commits = Vec::with_capacity(entries.len() + replica.commits.len());
-                for entry in entries {
-                    if replica.ids.insert(entry.id.clone(), entry.seq).is_some() {
+                replica.ids.reserve(entries.len());
+                for checkpoint::IndexEntry { seq, commit, id } in entries {
+                    if let Some(earlier) = replica.ids.insert(id, seq) {
                         return Err(Error::corrupt(format!(
-                            "the id {:?} appears twice in space {space:?}",
-                            entry.id
+                            "seqs {earlier} and {seq} of space {space:?} have the same id"
                         )));
                     }
-                    commits.push(entry.commit);
+                    commits.push(commit);
                 }
                 commits.append(&mut replica.commits);
                 replica.commits = commits;

@@ -522,7 +522,7 @@ fn main() {
     }
 
     // Scale: single appends to a 1M-event space against a 1k-event one, each
-    // in a new process (the first append loads the checkpoint and the ids).
+    // in new processes (the first append loads the checkpoint and the ids).
     let (small, large) = (n(1_000, 200), n(1_000_000, 3_000));
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut figures = Vec::new();
@@ -530,10 +530,19 @@ fn main() {
         let repo = dir.path().join(format!("scale-{events}.git"));
         let t = Instant::now();
         child(&format!("build-one:{}:scale:{events}", repo.display()));
-        let built = t.elapsed();
-        let appended = child(&format!("append:{}:scale:{}", repo.display(), n(300, 20)));
-        figures.push((events, built, appended));
+        figures.push((events, t.elapsed(), repo, serde_json::Value::Null));
     }
+    // The disk's latency drifts over minutes: alternate the two spaces, three
+    // rounds each, and keep each space's best round.
+    for _ in 0..3 {
+        for (_, _, repo, best) in &mut figures {
+            let run = child(&format!("append:{}:scale:{}", repo.display(), n(200, 20)));
+            if best.is_null() || run["mean_ms"].as_f64() < best["mean_ms"].as_f64() {
+                *best = run;
+            }
+        }
+    }
+    let figures: Vec<_> = figures.into_iter().map(|(events, built, _, best)| (events, built, best)).collect();
     let field = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
     let (_, _, base) = &figures[0];
     for (events, built, v) in &figures {
