@@ -245,8 +245,8 @@ pub struct GitBackend {
     packs_written: AtomicBool,
     /// When this instance last packed loose objects.
     last_loose_pack: Mutex<Option<Instant>>,
-    /// Whether a merge of packs failed (this instance stops trying).
-    merge_failed: AtomicBool,
+    /// When a merge of packs last failed (retried a minute later).
+    merge_failed: Mutex<Option<Instant>>,
     /// What the last write set cost (shown by `Debug`).
     last_flush: Mutex<FlushStats>,
     /// Objects at or above which a write set becomes a pack.
@@ -437,7 +437,7 @@ impl GitBackend {
             store: RwLock::new(store),
             handles: Mutex::new(HandlePool::default()),
             packs_written: AtomicBool::new(false),
-            merge_failed: AtomicBool::new(false),
+            merge_failed: Mutex::new(None),
             last_loose_pack: Mutex::new(None),
             git_dir,
             common_dir,
@@ -783,9 +783,20 @@ impl GitBackend {
     /// `objects/` if a fan-out directory may be new; and `objects/pack/`
     /// if asked.
     fn sync_loose(&self, unsynced: &Unsynced, pack_dir: bool) -> Result<(), StorageError> {
+        let mut pack_dir = pack_dir;
+        for file in &unsynced.files {
+            match File::open(file).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                // Packed and removed meanwhile (by a merge or `dlog gc` in
+                // another process, or `git gc`): then a pack holds it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && self.loose_file_was_packed(file)? => {
+                    pack_dir = true;
+                }
+                Err(e) => return Err(StorageError::io(format!("cannot fsync {}", file.display()), e)),
+            }
+        }
         let pack_dir = pack_dir.then(|| self.pack_dir()).filter(|dir| dir.is_dir());
-        let mut paths: Vec<&Path> = unsynced.files.iter().map(PathBuf::as_path).collect();
-        paths.extend(unsynced.fan_outs.iter().map(PathBuf::as_path));
+        let mut paths: Vec<&Path> = unsynced.fan_outs.iter().map(PathBuf::as_path).collect();
         if !unsynced.new_fan_outs.is_empty() {
             paths.push(&self.objects_dir);
         }
@@ -841,16 +852,16 @@ impl GitBackend {
     }
 
     /// Merge small packs once a write set became one (see [`repack`]), after
-    /// the swap. A failure leaves every old pack in place, so it is not the
-    /// append's failure; it only stops this instance from trying again.
+    /// the swap. A failure (say, another process merged the same packs away
+    /// first) leaves every object where it was, so it is not the append's
+    /// failure; this instance tries again a minute later.
     fn consolidate_packs(&self) {
-        if self.merge_failed.load(Ordering::Relaxed) {
+        let mut failed = self.merge_failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.is_some_and(|at| at.elapsed() < repack::LOOSE_MIN_AGE) {
             return;
         }
         let _flushing = self.lock_flushing();
-        if self.merge_packs().is_err() {
-            self.merge_failed.store(true, Ordering::Relaxed);
-        }
+        *failed = self.merge_packs().err().map(|_| Instant::now());
     }
 
     fn merge_packs(&self) -> Result<(), StorageError> {
@@ -985,6 +996,21 @@ impl GitBackend {
             packs_merged += merged;
         }
         Ok(GcReport { loose_packed, packs_before, packs_merged, packs_after: count_packs()? })
+    }
+
+    /// Whether the object of a loose file that is gone can still be read
+    /// (from a pack).
+    fn loose_file_was_packed(&self, file: &Path) -> Result<bool, StorageError> {
+        let name = |p: Option<&Path>| p.and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
+        let hex =
+            format!("{}{}", name(file.parent()).unwrap_or_default(), name(Some(file)).unwrap_or_default());
+        let Ok(id) = ObjectId::from_hex(&hex) else {
+            return Ok(false);
+        };
+        let found = self
+            .with_odb(|odb| odb.try_header(&to_gix(&id)))
+            .map_err(|e| gix_error(format!("cannot read object {id}"), e))?;
+        Ok(found.is_some())
     }
 
     /// The fan-out directory and the file of a loose object.
@@ -1706,6 +1732,28 @@ fn check_ident(ident: &BStr) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loose_object_packed_away_before_its_sync_counts_as_synced_and_a_lost_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = GitBackend::init_bare(dir.path()).unwrap();
+        let id = backend.write_object(ObjectKind::Blob, b"decided").unwrap();
+        backend.flush_locked(&backend.lock_flushing(), None).unwrap();
+        let (fan_out, path) = backend.loose_path(&id);
+        let old = std::time::SystemTime::now() - 2 * repack::LOOSE_MIN_AGE;
+        File::open(&path).unwrap().set_modified(old).unwrap();
+        assert_eq!(backend.pack_loose().unwrap(), 1);
+        assert!(!path.exists(), "packed, then removed");
+
+        let mut unsynced = Unsynced::default();
+        unsynced.record(path, fan_out.clone(), false);
+        backend.sync_loose(&unsynced, false).unwrap();
+
+        let mut lost = Unsynced::default();
+        lost.record(fan_out.join("0".repeat(38)), fan_out, false);
+        let err = backend.sync_loose(&lost, false).unwrap_err();
+        assert!(err.to_string().contains("cannot fsync"), "{err}");
+    }
 
     #[test]
     fn commit_and_tree_links_are_read_from_validated_objects() {
