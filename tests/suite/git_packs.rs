@@ -495,7 +495,7 @@ fn gc_packs_loose_objects_older_than_a_minute_and_merges_every_pack_while_reader
     age_loose_objects(repo, std::time::Duration::from_secs(120));
     append(1, &mut all, &mut tip); // young: stays loose
 
-    let report = GitBackend::open(repo).unwrap().gc().unwrap();
+    let report = GitBackend::open(repo).unwrap().gc(&mut |_| {}).unwrap();
     assert_eq!(report.loose_packed, 9);
     assert_eq!((report.packs_before, report.packs_after), (3, 1));
     assert_eq!(loose_objects(repo).len(), 3, "objects younger than a minute stay loose");
@@ -507,7 +507,7 @@ fn gc_packs_loose_objects_older_than_a_minute_and_merges_every_pack_while_reader
     }
     git(repo, &["fsck", "--strict", "--no-dangling"]);
     assert_eq!(git(repo, &["rev-list", "--count", REF]).trim(), "34");
-    let again = writer.gc().unwrap();
+    let again = writer.gc(&mut |_| {}).unwrap();
     assert_eq!((again.loose_packed, again.packs_merged, again.packs_after), (0, 0, 1), "nothing left to do");
 }
 

@@ -223,15 +223,31 @@ pub(crate) fn doctor(context: &Context, args: DoctorArgs) -> Result<u8, Error> {
     Ok(if remaining == 0 { exit::OK } else { exit::STORAGE })
 }
 
-/// `dlog gc`: the backend's own packing. Appends pack loose objects and merge
-/// packs as they go; this does all of it now (e.g. before a backup).
-pub(crate) fn gc(context: &Context) -> Result<u8, Error> {
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Appends keep the repository compact on their own: a batch becomes a pack,
+packs of similar size are merged four at a time, and once about 6,700 loose
+objects (three per single append) exist, those older than a minute are
+packed. `dlog gc` does all of that now and merges every pack it can (at most
+300,000 objects per merge), e.g. before a backup. Objects younger than a
+minute stay loose (another writer may be syncing them). Safe while other
+dlog processes read and append; `git gc` remains safe too, and also
+compresses and deltifies.")]
+pub(crate) struct GcArgs {}
+
+/// `dlog gc`: the backend's own packing, on demand.
+pub(crate) fn gc(context: &Context, _args: GcArgs) -> Result<u8, Error> {
     let backend = crate::backend::GitBackend::discover(&context.start()?)?;
-    if !context.json {
+    let json = context.json;
+    if !json {
         eprintln!("dlog: packing loose objects and merging packs in {}", backend.git_dir().display());
     }
-    let report = backend.gc()?;
-    if context.json {
+    let report = backend.gc(&mut |step| {
+        if !json {
+            eprintln!("dlog: {step}");
+        }
+    })?;
+    if json {
         print(
             &json!({
                 "loose_packed": report.loose_packed,
@@ -243,7 +259,7 @@ pub(crate) fn gc(context: &Context) -> Result<u8, Error> {
         )?;
     } else {
         print(&format!(
-            "packed {} loose objects; {} packs before, {} merged, {} now (loose objects younger than a minute are left for next time)",
+            "packed {} loose objects; {} packs before, {} merged, {} now",
             report.loose_packed, report.packs_before, report.packs_merged, report.packs_after
         ))?;
     }

@@ -111,7 +111,7 @@ enum Command {
     /// Find lock files a killed writer left behind, and clear them if asked.
     Doctor(maintain::DoctorArgs),
     /// Pack loose objects and merge packs, so reads stay fast (safe while dlog runs).
-    Gc,
+    Gc(maintain::GcArgs),
     /// Write the embedded WebAssembly component (and its WIT) for other hosts.
     Component(maintain::ComponentArgs),
     /// Run a scripted history in a temporary repository and show the result.
@@ -179,7 +179,7 @@ pub fn run() -> ExitCode {
         Command::Lease(args) => lease::lease(&context, args),
         Command::Serve(args) => lease::serve(&context, args),
         Command::Doctor(args) => maintain::doctor(&context, args),
-        Command::Gc => maintain::gc(&context),
+        Command::Gc(args) => maintain::gc(&context, args),
         Command::Component(args) => maintain::component(args),
         Command::Demo(args) => demo::run(args),
     };

@@ -975,9 +975,10 @@ impl GitBackend {
 
     /// `dlog gc`: pack every loose object older than a minute, then merge
     /// packs until no merge is left to do (each merge at most
-    /// [`repack::MAX_MERGE_OBJECTS`] objects). Reads and appends, here and
-    /// in other processes, go on meanwhile.
-    pub fn gc(&self) -> Result<GcReport, StorageError> {
+    /// [`repack::MAX_MERGE_OBJECTS`] objects), telling `progress` about
+    /// each step. Reads and appends, here and in other processes, go on
+    /// meanwhile.
+    pub fn gc(&self, progress: &mut dyn FnMut(&str)) -> Result<GcReport, StorageError> {
         let _flushing = self.lock_flushing();
         let pack_dir = self.pack_dir();
         let count_packs = || {
@@ -987,6 +988,7 @@ impl GitBackend {
         };
         let packs_before = count_packs()?;
         let loose_packed = self.pack_loose()?;
+        progress(&format!("packed {loose_packed} loose objects"));
         let mut packs_merged = 0;
         loop {
             let merged = self.merge(repack::plan_any)?;
@@ -994,6 +996,7 @@ impl GitBackend {
                 break;
             }
             packs_merged += merged;
+            progress(&format!("merged {merged} packs into one"));
         }
         Ok(GcReport { loose_packed, packs_before, packs_merged, packs_after: count_packs()? })
     }
