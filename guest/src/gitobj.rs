@@ -15,13 +15,18 @@ const SUMMARY_CHARS: usize = 100;
 
 /// Git's object id: SHA-1 over `"<kind> <len>\0"` and the data, in hex.
 pub fn object_id(kind: ObjectKind, data: &[u8]) -> String {
+    to_hex(&object_id_bytes(kind, data))
+}
+
+/// Git's object id as its 20 bytes (the host's `ObjectId` uses this too).
+pub fn object_id_bytes(kind: ObjectKind, data: &[u8]) -> [u8; 20] {
     let mut hasher = sha1_smol::Sha1::new();
     hasher.update(kind.as_str().as_bytes());
     hasher.update(b" ");
     hasher.update(decimal(data.len() as u64).as_bytes());
     hasher.update(b"\0");
     hasher.update(data);
-    to_hex(&hasher.digest().bytes())
+    hasher.digest().bytes()
 }
 
 /// Bytes as lowercase hex. (`format!("{b:02x}")` per byte was a visible

@@ -23,13 +23,7 @@ pub struct ObjectId(pub [u8; 20]);
 impl ObjectId {
     /// Git's id of an object: SHA-1 over `"<kind> <len>\0"` and the data.
     pub fn for_object(kind: ObjectKind, data: &[u8]) -> ObjectId {
-        let mut hasher = sha1_smol::Sha1::new();
-        hasher.update(kind.as_str().as_bytes());
-        hasher.update(b" ");
-        hasher.update(data.len().to_string().as_bytes());
-        hasher.update(b"\0");
-        hasher.update(data);
-        ObjectId(hasher.digest().bytes())
+        ObjectId(dlog_guest::gitobj::object_id_bytes(kind, data))
     }
 
     /// Parse 40 hex digits (either case).

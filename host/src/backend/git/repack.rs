@@ -128,12 +128,19 @@ pub(super) fn loose_objects(
             if now.duration_since(modified).unwrap_or_default() < min_age {
                 continue;
             }
-            if let Ok(id) = ObjectId::from_hex(&format!("{prefix}{}", name.to_string_lossy())) {
-                found.push((id, entry.path()));
+            let path = entry.path();
+            if let Some(id) = loose_id(&path) {
+                found.push((id, path));
             }
         }
     }
     Ok(found)
+}
+
+/// The id a loose object file is named for (`objects/xx/<38 hex digits>`).
+pub(super) fn loose_id(path: &Path) -> Option<ObjectId> {
+    let name = |p: Option<&Path>| p.and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
+    ObjectId::from_hex(&format!("{}{}", name(path.parent())?, name(Some(path))?)).ok()
 }
 
 /// Whether a file name in a fan-out directory names a loose object (38 hex
