@@ -7,12 +7,15 @@
 //!
 //! ```text
 //! state.json                 the canonical fold at seq S (as `fold` returns it)
-//! index/<seq:012>.txt        one segment per checkpoint: "<seq> <commit> <id>\n"
-//!                            for the events after the previous checkpoint up to S
+//! index/<G:012>/<S:012>.txt  segments of "<seq> <commit> <id>\n" lines, one per
+//!                            checkpoint (split at 1024 events), for the events
+//!                            after the previous segment up to S, in groups of
+//!                            at most 256 segments named by their first seq G
+//! ids/…                      the id index: see [`crate::idindex`]
 //! ```
 //!
 //! Segments never change once written, so each checkpoint's tree reuses the
-//! previous ones (git stores each blob once). The message names the space,
+//! previous ones (git stores each blob once) and rewrites only the last group. The message names the space,
 //! the seq, the event commit it covers and the SHA-1 of `state.json`'s bytes.
 //! A checkpoint is only ever trusted after checking that its event commit is
 //! on the space's chain at its seq; `verify` re-folds and checks them all.
@@ -72,6 +75,43 @@ pub fn decode_segment(bytes: &[u8]) -> Result<Vec<IndexEntry>, String> {
 /// The name of the segment that ends at `seq`.
 pub fn segment_name(seq: u64) -> String {
     format!("{seq:012}.txt")
+}
+
+/// The seq a segment name ends at.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".txt")?;
+    (digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+}
+
+/// Most events one index segment holds, so that finding one seq's commit
+/// reads at most this many lines.
+pub const SEGMENT_MAX: u64 = 1024;
+
+/// Most segments one index group (`index/<first seq>/`) holds, so that a
+/// checkpoint rewrites one small group tree, not a tree of every segment.
+pub const GROUP_MAX: usize = 256;
+
+/// The name of the group whose first segment starts at `seq`.
+pub fn group_name(seq: u64) -> String {
+    format!("{seq:012}")
+}
+
+/// The seq a group name starts at.
+pub fn parse_group_name(name: &str) -> Option<u64> {
+    (name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit())).then(|| name.parse().ok())?
+}
+
+/// The segments (first seq, last seq) that index the events `after+1..=upto`:
+/// consecutive, at most [`SEGMENT_MAX`] each.
+pub fn segment_ranges(after: u64, upto: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut first = after + 1;
+    while first <= upto {
+        let last = upto.min(first + SEGMENT_MAX - 1);
+        out.push((first, last));
+        first = last + 1;
+    }
+    out
 }
 
 /// A git tree: entries sorted as git sorts them (a directory sorts as if its

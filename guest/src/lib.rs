@@ -9,6 +9,7 @@
 //! - [`model`]: names, intents, events and their validation rules.
 //! - [`gitobj`]: events as git blobs, trees and commits, and back.
 //! - [`fold`]: the coordination state, overlay and union.
+//! - [`idindex`]: the on-disk index of intent ids in checkpoints.
 //! - [`log`]: append, read, fold, verify and import over a [`host::Host`].
 
 pub mod canonical;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod fold;
 pub mod gitobj;
 pub mod host;
+pub mod idindex;
 pub mod json;
 pub mod log;
 pub mod model;

@@ -160,3 +160,184 @@ fn a_damaged_checkpoint_is_ignored_with_a_warning_and_verify_reports_it() {
         );
     });
 }
+
+/// `n` decisions, appended one by one and in batches of five.
+fn long_history(space: &decision_log::Space, n: usize) -> Vec<String> {
+    let mut commits = Vec::new();
+    let mut i = 0;
+    while i < n {
+        if i % 10 == 5 && i + 5 <= n {
+            let batch = (i..i + 5).map(|j| decide(&format!("id-{j}"), &format!("k{}", j % 7), "v")).collect();
+            commits.extend(space.append_batch(batch).unwrap().into_iter().map(|a| a.event.commit));
+            i += 5;
+        } else {
+            commits.push(
+                space.append(decide(&format!("id-{i}"), &format!("k{}", i % 7), "v")).unwrap().event.commit,
+            );
+            i += 1;
+        }
+    }
+    commits
+}
+
+/// A raw tree entry: name, mode, id.
+type Entry = (String, Vec<u8>, ObjectId);
+
+/// The checkpoint ref's commit, its text and its tree's entries.
+fn checkpoint_tree(h: &TestHost, space: &str) -> (ObjectId, String, Vec<Entry>) {
+    let backend = h.log.backend();
+    let refs = backend.list_refs(&format!("refs/dlog/checkpoints/{space}")).unwrap();
+    let commit = refs[0].1;
+    let (_, bytes) = backend.read_object(&commit).unwrap().unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    let tree = ObjectId::from_hex(text.lines().next().unwrap().strip_prefix("tree ").unwrap()).unwrap();
+    let (_, mut rest) = backend.read_object(&tree).map(|o| o.unwrap()).unwrap();
+    let mut entries = Vec::new();
+    while !rest.is_empty() {
+        let nul = rest.iter().position(|&b| b == 0).unwrap();
+        let (head, tail) = rest.split_at(nul);
+        let space = head.iter().position(|&b| b == b' ').unwrap();
+        let id = ObjectId(tail[1..21].try_into().unwrap());
+        entries.push((String::from_utf8(head[space + 1..].to_vec()).unwrap(), head[..space].to_vec(), id));
+        rest = tail[21..].to_vec();
+    }
+    (commit, text, entries)
+}
+
+/// Replace the space's checkpoint by one whose tree has `entries`.
+fn replace_checkpoint(h: &TestHost, space: &str, entries: &[Entry]) {
+    let backend = h.log.backend();
+    let (old, text, old_entries) = checkpoint_tree(h, space);
+    let mut tree = Vec::new();
+    for (name, mode, id) in entries {
+        tree.extend_from_slice(mode);
+        tree.push(b' ');
+        tree.extend_from_slice(name.as_bytes());
+        tree.push(0);
+        tree.extend_from_slice(&id.0);
+    }
+    let new_tree = backend.write_object(ObjectKind::Tree, &tree).unwrap();
+    let old_tree = text.lines().next().unwrap().strip_prefix("tree ").unwrap().to_owned();
+    assert_eq!(old_entries.len(), 3, "state.json, index, ids");
+    let commit = text.replace(&old_tree, &new_tree.to_hex());
+    let new = backend.write_object(ObjectKind::Commit, commit.as_bytes()).unwrap();
+    backend.compare_and_swap(&format!("refs/dlog/checkpoints/{space}"), Some(&old), &new).unwrap();
+}
+
+#[test]
+fn ids_from_before_many_checkpoints_and_merges_are_found_by_a_fresh_process() {
+    let mut checkpoint_commits = Vec::new();
+    for host in hosts() {
+        // Every 4 events: 37 checkpoints, so runs merge into levels 1 and 2.
+        let writer = reopen(&host, 4);
+        let commits = long_history(&writer.space("team"), 150);
+        let cold = reopen(&host, 0);
+        let s = cold.space("team");
+        for (i, commit) in commits.iter().enumerate() {
+            let again = s.append(decide(&format!("id-{i}"), &format!("k{}", i % 7), "v")).unwrap();
+            assert!(!again.created, "{}: id-{i} is found", host.name);
+            assert_eq!(&again.event.commit, commit, "{}: id-{i} answers its original event", host.name);
+        }
+        let conflict = s.append(decide("id-3", "k3", "something else")).unwrap_err();
+        assert!(conflict.to_string().contains("id-3"), "{}: {conflict}", host.name);
+        assert!(s.append(decide("id-150", "k0", "v")).unwrap().created, "{}", host.name);
+        assert!(cold.take_warnings().is_empty(), "{}", host.name);
+        // A fold at a commit long before the checkpoint, from a fresh process.
+        let at = reopen(&host, 0).space("team").fold_at(&Position::Commit(commits[9].clone())).unwrap();
+        assert_eq!(at, writer.space("team").fold_at(&Position::Seq(10)).unwrap(), "{}", host.name);
+        let report = s.verify().unwrap();
+        assert!(report.problems.is_empty(), "{}: {:?}", host.name, report.problems);
+        let (commit, _, entries) = checkpoint_tree(&host, "team");
+        let names: Vec<&str> = entries.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, ["ids", "index", "state.json"], "{}", host.name);
+        checkpoint_commits.push(commit);
+    }
+    assert_eq!(checkpoint_commits[0], checkpoint_commits[1], "both hosts write the same checkpoints");
+}
+
+#[test]
+fn a_fresh_process_appends_to_a_long_checkpointed_log_reading_as_few_objects_as_to_a_short_one() {
+    each_host(|h| {
+        let reads_for_first_append = |space: &str, n: usize| {
+            long_history(&reopen(h, 8).space(space), n);
+            let counting = Arc::new(Counting(h.log.backend().clone(), AtomicUsize::new(0)));
+            let options =
+                decision_log::Options { checkpoint_every: 0, clock: h.clock.clone(), ..Default::default() }
+                    .sole_writer(h.authority.clone());
+            let cold = decision_log::Log::with_backend(counting.clone(), options).unwrap();
+            assert!(cold.space(space).append(decide("new", "k", "v")).unwrap().created);
+            counting.1.load(Ordering::SeqCst)
+        };
+        let short = reads_for_first_append("short", 64);
+        let long = reads_for_first_append("long", 1024);
+        // 16x the events: the old index was read whole (one segment per
+        // checkpoint: 8 vs 128 blobs); now a run more per level, each two
+        // objects (its tree and meta): at most 2 levels more here.
+        assert!(long <= short + 12, "{}: {short} reads for 64 events, {long} for 1024", h.name);
+    });
+}
+
+#[test]
+fn a_damaged_id_index_is_replaced_by_a_replay_with_a_warning_and_verify_reports_it() {
+    each_host(|h| {
+        let writer = reopen(h, 4);
+        long_history(&writer.space("team"), 40);
+        let good = writer.space("team").fold().unwrap();
+        let (_, _, entries) = checkpoint_tree(h, "team");
+        // Point `ids` at the index tree: not a list of runs.
+        let index = entries.iter().find(|(n, _, _)| n == "index").unwrap().2;
+        let damaged: Vec<_> = entries
+            .iter()
+            .map(|(n, m, id)| (n.clone(), m.clone(), if n == "ids" { index } else { *id }))
+            .collect();
+        replace_checkpoint(h, "team", &damaged);
+
+        let cold = reopen(h, 4);
+        let s = cold.space("team");
+        assert_eq!(s.fold().unwrap(), good, "{}: the fold does not need the id index", h.name);
+        let again = s.append(decide("id-7", "k0", "v")).unwrap();
+        assert!(!again.created, "{}: still found, by a replay", h.name);
+        let warnings = cold.take_warnings();
+        assert!(
+            warnings.iter().any(|w| w.contains("index") && w.contains("replayed")),
+            "{}: {warnings:?}",
+            h.name
+        );
+        let report = s.verify().unwrap();
+        assert!(report.problems.iter().any(|p| p.contains("id index")), "{}: {:?}", h.name, report.problems);
+
+        // The next checkpoint replaces the damaged one with a new chain.
+        for i in 40..44 {
+            s.append(decide(&format!("id-{i}"), "k1", "w")).unwrap();
+        }
+        let report = s.verify().unwrap();
+        assert!(report.problems.is_empty(), "{}: {:?}", h.name, report.problems);
+        let fresh = reopen(h, 0);
+        assert!(!fresh.space("team").append(decide("id-7", "k0", "v")).unwrap().created);
+        assert!(fresh.take_warnings().is_empty(), "{}", h.name);
+    });
+}
+
+#[test]
+fn a_checkpoint_from_before_the_id_index_is_replayed_over_with_a_warning_and_is_not_a_problem() {
+    each_host(|h| {
+        let writer = reopen(h, 0);
+        history(&writer);
+        writer.space("team").checkpoint().unwrap();
+        let good = writer.space("team").fold().unwrap();
+        let (_, _, entries) = checkpoint_tree(h, "team");
+        let legacy: Vec<_> = entries.into_iter().filter(|(n, _, _)| n != "ids").collect();
+        replace_checkpoint(h, "team", &legacy);
+
+        let cold = reopen(h, 0);
+        assert_eq!(cold.space("team").fold().unwrap(), good, "{}", h.name);
+        let warnings = cold.take_warnings();
+        assert!(warnings.iter().any(|w| w.contains("older dlog")), "{}: {warnings:?}", h.name);
+        let report = cold.space("team").verify().unwrap();
+        assert!(report.problems.is_empty(), "{}: {:?}", h.name, report.problems);
+        cold.space("team").checkpoint().unwrap().unwrap();
+        let fresh = reopen(h, 0);
+        assert_eq!(fresh.space("team").fold().unwrap(), good, "{}", h.name);
+        assert!(fresh.take_warnings().is_empty(), "{}: `dlog checkpoint` wrote a current one", h.name);
+    });
+}

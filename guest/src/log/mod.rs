@@ -1,13 +1,19 @@
 //! The log's operations over a [`Host`]: append, read, fold, verify, import.
 //!
-//! A [`Log`] keeps, per space, a *replica*: the fold at some head commit plus
-//! the commit of every seq and the seq of every id. It is a cache in the
-//! strict sense: keyed by the head's content-addressed id, refreshed from the
-//! ref on every call (walking back only to the commit it already knows), and
-//! dropped whenever anything about it is in doubt. The log in storage is
-//! always the authority.
+//! A [`Log`] keeps, per space, a *replica*: the fold at some head commit, the
+//! latest checkpoint it knows, and the commit and id of every seq after that
+//! checkpoint; older seqs and ids are found through the checkpoint's index
+//! (`index`). It is a cache in the strict sense: keyed by the head's
+//! content-addressed id, refreshed from the ref on every call (walking back
+//! only to the commit it already knows), and dropped whenever anything about
+//! it is in doubt. The log in storage is always the authority.
+
+mod index;
+mod verify;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+use index::Cache;
 
 use crate::checkpoint;
 use crate::error::{Error, Head};
@@ -93,36 +99,47 @@ struct KnownCheckpoint {
     seq: u64,
     /// Its `index/` tree.
     index_tree: String,
+    /// Its `ids/` tree.
+    ids_tree: String,
     /// The event commit it covers.
     event: String,
 }
 
+/// A space as one guest instance knows it. Memory: the fold, plus the
+/// events since the checkpoint (a commit and an id each), plus the bloom
+/// filters of the checkpoint's id runs (~1.3 bytes per event) once an append
+/// needs them; never the whole log.
 #[derive(Debug)]
 struct Replica {
     state: State,
-    /// The seq of `commits[0]`.
+    /// The seq of `commits[0]`: one past the checkpoint's.
     first_seq: u64,
+    /// The commit of every seq after the checkpoint.
     commits: Vec<String>,
+    /// The id of every seq after the checkpoint: the next checkpoint's run.
+    tail_ids: Vec<String>,
+    /// The seq of every id after the checkpoint.
     ids: HashMap<String, u64>,
-    /// Ids of the events after the known checkpoint, in seq order: the next
-    /// checkpoint's index segment.
-    recent_ids: Vec<String>,
+    /// The latest usable checkpoint (none: `commits` start at seq 1).
     checkpoint: Option<KnownCheckpoint>,
-    /// Whether `commits` and `ids` cover every seq from 1. A replica started
-    /// from a checkpoint holds only the tail until the index is needed.
-    indexed: bool,
+    /// The checkpoint ref as last read or written, usable or not: what the
+    /// next checkpoint must replace.
+    checkpoint_tip: Option<String>,
+    /// What has been read of the checkpoint's index.
+    index: Cache,
 }
 
 impl Replica {
-    fn new(space: &str) -> Replica {
+    fn new(space: &str, checkpoint_tip: Option<String>) -> Replica {
         Replica {
             state: State::new(space),
             first_seq: 1,
             commits: Vec::new(),
+            tail_ids: Vec::new(),
             ids: HashMap::new(),
-            recent_ids: Vec::new(),
             checkpoint: None,
-            indexed: true,
+            checkpoint_tip,
+            index: Cache::default(),
         }
     }
 
@@ -131,11 +148,37 @@ impl Replica {
             first_seq: state.seq + 1,
             state,
             commits: Vec::new(),
+            tail_ids: Vec::new(),
             ids: HashMap::new(),
-            recent_ids: Vec::new(),
+            checkpoint_tip: Some(checkpoint.commit.clone()),
             checkpoint: Some(checkpoint),
-            indexed: false,
+            index: Cache::default(),
         }
+    }
+
+    /// Start from `checkpoint` (at a seq this replica has reached): forget
+    /// the events it covers.
+    fn adopt(&mut self, checkpoint: KnownCheckpoint) {
+        let covered = (checkpoint.seq + 1).saturating_sub(self.first_seq) as usize;
+        let covered = covered.min(self.commits.len());
+        self.commits.drain(..covered);
+        for id in self.tail_ids.drain(..covered) {
+            self.ids.remove(&id);
+        }
+        self.first_seq = checkpoint.seq + 1;
+        self.checkpoint_tip = Some(checkpoint.commit.clone());
+        self.checkpoint = Some(checkpoint);
+        self.index.get_mut().reset();
+        self.commits.shrink_to_fit();
+        self.tail_ids.shrink_to_fit();
+        self.ids.shrink_to_fit();
+    }
+
+    /// Record a stored event as the new head of the tail.
+    fn remember(&mut self, id: &str, seq: u64, commit: &str) {
+        self.ids.insert(id.to_owned(), seq);
+        self.commits.push(commit.to_owned());
+        self.tail_ids.push(id.to_owned());
     }
 
     fn commit_of(&self, seq: u64) -> Option<&String> {
@@ -171,12 +214,13 @@ impl Replica {
             Error::Corrupt(m) => Error::Corrupt(m),
             other => Error::corrupt(format!("event seq {} does not apply: {other}", event.seq)),
         })?;
-        self.ids.insert(event.id.clone(), event.seq);
-        self.commits.push(commit.to_owned());
-        self.recent_ids.push(event.id.clone());
+        self.remember(&event.id, event.seq, commit);
         Ok(())
     }
 }
+
+/// How often a checkpoint is written unless configured otherwise.
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 512;
 
 /// Tuning of a [`Log`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,7 +232,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { checkpoint_every: 512 }
+        Settings { checkpoint_every: DEFAULT_CHECKPOINT_EVERY }
     }
 }
 
@@ -316,7 +360,7 @@ impl<H: Host> Log<H> {
         let head = self.host.read_ref(&model::space_ref(space)).map_err(storage)?;
         let mut replica = match self.replicas.remove(space) {
             Some(replica) => replica,
-            None => self.cold_replica(space),
+            None => self.cold_replica(space)?,
         };
         if replica.state.head != head {
             // Walk back to what the replica knows, keeping only the ids of
@@ -335,43 +379,68 @@ impl<H: Host> Log<H> {
                 cursor = links.parent;
             }
             if !reached_known {
-                if !replica.indexed {
+                if replica.checkpoint.is_some() && replica.state.head.is_some() {
                     self.warn(format!(
                         "the checkpoint of space {space:?} at seq {} is not on its chain; replayed the whole log",
-                        replica.state.seq
+                        replica.checkpoint_seq()
                     ));
                 }
                 // Not a descendant of what we knew (or nothing known): start over.
-                replica = Replica::new(space);
+                replica = Replica::new(space, replica.checkpoint_tip.clone());
             }
             for (commit, tree) in tail.iter().rev() {
                 let event = self.load_tree(commit, tree)?;
                 replica.push(&event, commit)?;
             }
         }
+        let every = self.settings.checkpoint_every.max(DEFAULT_CHECKPOINT_EVERY);
+        if replica.commits.len() as u64 > 4 * every {
+            // Another process appends and checkpoints: follow its
+            // checkpoints so that this replica's tail stays short.
+            self.adopt_latest_checkpoint(&mut replica);
+        }
         Ok(self.replicas.entry(space.to_owned()).or_insert(replica))
     }
 
     /// A replica for a space not seen yet: from its latest checkpoint when
     /// there is a sound one, else empty (to be replayed).
-    fn cold_replica(&mut self, space: &str) -> Replica {
-        match self.read_checkpoint(space) {
-            Ok(Some((state, checkpoint))) => Replica::from_checkpoint(state, checkpoint),
-            Ok(None) => Replica::new(space),
+    fn cold_replica(&mut self, space: &str) -> Result<Replica, Error> {
+        let tip = self.host.read_ref(&checkpoint::checkpoint_ref(space)).map_err(storage)?;
+        let Some(tip) = tip else {
+            return Ok(Replica::new(space, None));
+        };
+        Ok(match self.read_checkpoint(space, &tip) {
+            Ok((state, checkpoint)) => Replica::from_checkpoint(state, checkpoint),
             Err(problem) => {
                 self.warn(format!(
                     "the checkpoint of space {space:?} is unusable ({problem}); replayed the whole log"
                 ));
-                Replica::new(space)
+                Replica::new(space, Some(tip))
             }
+        })
+    }
+
+    /// Start from the space's latest checkpoint if it is usable and within
+    /// what `replica` has reached (it then forgets the events it covers).
+    fn adopt_latest_checkpoint(&mut self, replica: &mut Replica) {
+        let space = replica.state.space.clone();
+        let Ok(Some(tip)) = self.host.read_ref(&checkpoint::checkpoint_ref(&space)) else {
+            return;
+        };
+        if replica.checkpoint_tip.as_ref() == Some(&tip) {
+            return;
+        }
+        if let Ok((_, checkpoint)) = self.read_checkpoint(&space, &tip)
+            && checkpoint.seq >= replica.first_seq
+            && replica.commit_of(checkpoint.seq) == Some(&checkpoint.event)
+        {
+            replica.adopt(checkpoint);
         }
     }
 
-    /// The latest checkpoint of `space`, checked against itself and the event it names.
-    fn read_checkpoint(&self, space: &str) -> Result<Option<(State, KnownCheckpoint)>, String> {
-        let Some(commit) = self.host.read_ref(&checkpoint::checkpoint_ref(space))? else {
-            return Ok(None);
-        };
+    /// The checkpoint `commit` of `space`, checked against itself and the event it names.
+    fn read_checkpoint(&self, space: &str, commit: &str) -> Result<(State, KnownCheckpoint), String> {
+        let commit = commit.to_owned();
         let header =
             checkpoint::decode_commit(&self.read(&commit, ObjectKind::Commit).map_err(|e| e.to_string())?)?;
         if header.space != space {
@@ -384,6 +453,8 @@ impl<H: Host> Log<H> {
         };
         let state_id = find("state.json", false).ok_or("no state.json")?;
         let index_tree = find("index", true).ok_or("no index")?;
+        let ids_tree = find("ids", true)
+            .ok_or("it has no id index: an older dlog wrote it; `dlog checkpoint` writes a current one")?;
         let bytes = self.read(&state_id, ObjectKind::Blob).map_err(|e| e.to_string())?;
         if checkpoint::sha1_hex(&bytes) != header.state_sha1 {
             return Err("state.json does not match its Dlog-State-Sha1".into());
@@ -401,66 +472,7 @@ impl<H: Host> Log<H> {
         }
         state.epoch = event.epoch;
         state.at_ms = event.at_ms;
-        Ok(Some((state, KnownCheckpoint { commit, seq: header.seq, index_tree, event: header.event })))
-    }
-
-    /// Every (seq, commit, id) up to a checkpoint, from its index segments.
-    fn read_index(&self, checkpoint: &KnownCheckpoint) -> Result<Vec<checkpoint::IndexEntry>, String> {
-        let tree = self.read(&checkpoint.index_tree, ObjectKind::Tree).map_err(|e| e.to_string())?;
-        let mut segments = checkpoint::decode_tree(&tree)?;
-        segments.sort();
-        let mut all = Vec::with_capacity(checkpoint.seq as usize);
-        for (name, _, id) in segments {
-            let bytes = self.read(&id, ObjectKind::Blob).map_err(|e| e.to_string())?;
-            for entry in checkpoint::decode_segment(&bytes).map_err(|e| format!("segment {name}: {e}"))? {
-                if entry.seq != all.len() as u64 + 1 {
-                    return Err(format!("segment {name} skips to seq {}", entry.seq));
-                }
-                all.push(entry);
-            }
-        }
-        if all.len() as u64 != checkpoint.seq {
-            return Err(format!("the index covers {} events, not {}", all.len(), checkpoint.seq));
-        }
-        Ok(all)
-    }
-
-    /// Make the replica of `space` know the commit and id of every seq.
-    fn ensure_index(&mut self, space: &str) -> Result<(), Error> {
-        let Some(checkpoint) =
-            self.replicas.get(space).filter(|r| !r.indexed).and_then(|r| r.checkpoint.clone())
-        else {
-            return Ok(());
-        };
-        match self.read_index(&checkpoint) {
-            Ok(entries) if entries.last().map(|e| e.commit.as_str()) == Some(checkpoint.event.as_str()) => {
-                let replica =
-                    self.replicas.get_mut(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
-                let mut commits = Vec::with_capacity(entries.len() + replica.commits.len());
-                replica.ids.reserve(entries.len());
-                for checkpoint::IndexEntry { seq, commit, id } in entries {
-                    if let Some(earlier) = replica.ids.insert(id, seq) {
-                        return Err(Error::corrupt(format!(
-                            "seqs {earlier} and {seq} of space {space:?} have the same id"
-                        )));
-                    }
-                    commits.push(commit);
-                }
-                commits.append(&mut replica.commits);
-                replica.commits = commits;
-                replica.first_seq = 1;
-                replica.indexed = true;
-                Ok(())
-            }
-            Ok(_) | Err(_) => {
-                self.warn(format!(
-                    "the index of the checkpoint of space {space:?} at seq {} is unusable; replayed the whole log",
-                    checkpoint.seq
-                ));
-                self.replicas.insert(space.to_owned(), Replica::new(space));
-                self.sync(space).map(|_| ())
-            }
-        }
+        Ok((state, KnownCheckpoint { commit, seq: header.seq, index_tree, ids_tree, event: header.event }))
     }
 
     /// Write a checkpoint of `space` at its head, unless one covers it already.
@@ -477,31 +489,26 @@ impl<H: Host> Log<H> {
                 event,
             }));
         }
+        if replica.first_seq != last + 1 || replica.commits.len() as u64 != seq - last {
+            return Err(Error::Storage(format!(
+                "the replica of space {space:?} does not hold the events since its checkpoint"
+            )));
+        }
         let entries: Vec<checkpoint::IndexEntry> = (last + 1..=seq)
-            .map(|s| {
-                let commit = replica.commit_of(s).cloned().unwrap_or_default();
-                let id = replica.recent_ids.get((s - last - 1) as usize).cloned().unwrap_or_default();
-                checkpoint::IndexEntry { seq: s, commit, id }
-            })
+            .zip(replica.commits.iter().zip(&replica.tail_ids))
+            .map(|(seq, (commit, id))| checkpoint::IndexEntry { seq, commit: commit.clone(), id: id.clone() })
             .collect();
         let state = replica.state.canonical().into_bytes();
         let at_ms = replica.state.at_ms;
+        // An unusable previous checkpoint is replaced by a new chain.
         let previous = replica.checkpoint.clone();
-        let segment = checkpoint::encode_segment(&entries);
-        let segment_id = gitobj::object_id(ObjectKind::Blob, &segment);
+        let expected = replica.checkpoint_tip.clone();
+        let index_id = self.write_index(previous.as_ref(), &entries).map_err(Error::Corrupt)?;
+        let ids_id =
+            self.write_runs(previous.as_ref(), last + 1, &replica.tail_ids).map_err(Error::Corrupt)?;
         let state_id = gitobj::object_id(ObjectKind::Blob, &state);
-        let mut index_entries = match &previous {
-            Some(p) => checkpoint::decode_tree(&self.read(&p.index_tree, ObjectKind::Tree)?)
-                .map_err(Error::Corrupt)?
-                .into_iter()
-                .map(|(name, _, id)| (name, ObjectKind::Blob, id))
-                .collect(),
-            None => Vec::new(),
-        };
-        index_entries.push((checkpoint::segment_name(seq), ObjectKind::Blob, segment_id.clone()));
-        let index = checkpoint::encode_tree(&index_entries);
-        let index_id = gitobj::object_id(ObjectKind::Tree, &index);
         let root = checkpoint::encode_tree(&[
+            ("ids".into(), ObjectKind::Tree, ids_id.clone()),
             ("index".into(), ObjectKind::Tree, index_id.clone()),
             ("state.json".into(), ObjectKind::Blob, state_id.clone()),
         ]);
@@ -516,30 +523,33 @@ impl<H: Host> Log<H> {
         };
         let commit = checkpoint::encode_commit(&header, at_ms);
         let commit_id = gitobj::object_id(ObjectKind::Commit, &commit);
-        self.write(ObjectKind::Blob, &segment, &segment_id)?;
         self.write(ObjectKind::Blob, &state, &state_id)?;
-        self.write(ObjectKind::Tree, &index, &index_id)?;
         self.write(ObjectKind::Tree, &root, &root_id)?;
         self.write(ObjectKind::Commit, &commit, &commit_id)?;
         let name = checkpoint::checkpoint_ref(space);
-        let expected = previous.as_ref().map(|p| p.commit.as_str());
-        match self.host.compare_and_swap(&name, expected, &commit_id).map_err(storage)? {
+        let swap = self.host.compare_and_swap(&name, expected.as_deref(), &commit_id).map_err(storage)?;
+        let mut replica =
+            self.replicas.remove(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
+        let outcome = match swap {
             Swap::Swapped => {
-                let replica =
-                    self.replicas.get_mut(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
-                replica.checkpoint = Some(KnownCheckpoint {
+                replica.adopt(KnownCheckpoint {
                     commit: commit_id.clone(),
                     seq,
                     index_tree: index_id,
+                    ids_tree: ids_id,
                     event: event.clone(),
                 });
-                replica.recent_ids.clear();
-                Ok(Some(CheckpointInfo { seq, commit: commit_id, event }))
+                Some(CheckpointInfo { seq, commit: commit_id, event })
             }
             // Another writer checkpointed first; its checkpoint is as good.
-            // Forget ours; the next cold start reads theirs.
-            Swap::Mismatch(_) => Ok(None),
-        }
+            // Start from it if it is within what this replica has reached.
+            Swap::Mismatch(_) => {
+                self.adopt_latest_checkpoint(&mut replica);
+                None
+            }
+        };
+        self.replicas.insert(space.to_owned(), replica);
+        Ok(outcome)
     }
 
     /// Write a checkpoint of `space` at its head now (if it has events that
@@ -548,14 +558,6 @@ impl<H: Host> Log<H> {
         model::validate_space(space)?;
         self.sync(space)?;
         self.write_checkpoint(space)
-    }
-
-    fn stored(&self, replica: &Replica, seq: u64) -> Result<Stored, Error> {
-        let commit = replica
-            .commit_of(seq)
-            .ok_or_else(|| Error::Storage(format!("seq {seq} is not in the replica's index")))?;
-        let (event, _) = self.load(commit)?;
-        Ok(Stored { event, commit: commit.clone() })
     }
 
     /// The epoch this host may write `space` with, or why it may not.
@@ -596,8 +598,12 @@ impl<H: Host> Log<H> {
             return Ok(Vec::new());
         }
         self.sync(space)?;
-        self.ensure_index(space)?;
-        let draft = self.draft(space, &intents)?;
+        // Which ids the log holds already: the tail in memory, older ones
+        // through the checkpoint's id index.
+        let stored = self.indexed(space, |log, replica| {
+            intents.iter().map(|intent| log.find_id(replica, &intent.id)).collect::<Result<Vec<_>, _>>()
+        })?;
+        let draft = self.draft(space, &intents, stored)?;
         if draft.objects.is_empty() {
             return Ok(draft.results);
         }
@@ -607,11 +613,16 @@ impl<H: Host> Log<H> {
     /// Stamp intents on top of the replica's head, checking every rule. The
     /// new events are applied to the replica's state right away (with undo
     /// records): [`Log::commit_draft`] keeps them or takes them back.
-    fn draft(&mut self, space: &str, intents: &[Intent]) -> Result<Draft, Error> {
+    fn draft(
+        &mut self,
+        space: &str,
+        intents: &[Intent],
+        stored: Vec<Option<Stored>>,
+    ) -> Result<Draft, Error> {
         let mut replica =
             self.replicas.remove(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
         let mut draft = Draft::default();
-        let outcome = self.stamp(&mut replica, space, intents, &mut draft);
+        let outcome = self.stamp(&mut replica, space, intents, stored, &mut draft);
         if outcome.is_err() {
             draft.take_back(&mut replica.state);
         }
@@ -624,12 +635,12 @@ impl<H: Host> Log<H> {
         replica: &mut Replica,
         space: &str,
         intents: &[Intent],
+        already: Vec<Option<Stored>>,
         d: &mut Draft,
     ) -> Result<(), Error> {
         let mut epoch = None;
-        for intent in intents {
-            if let Some(&seq) = replica.ids.get(&intent.id) {
-                let stored = self.stored(replica, seq)?;
+        for (intent, already) in intents.iter().zip(already) {
+            if let Some(stored) = already {
                 if !intent.matches(&stored.event) {
                     return Err(Error::IdConflict(intent.id.clone()));
                 }
@@ -713,9 +724,7 @@ impl<H: Host> Log<H> {
                 let replica =
                     self.replicas.get_mut(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
                 for a in draft.results.iter().filter(|a| a.created) {
-                    replica.ids.insert(a.stored.event.id.clone(), a.stored.event.seq);
-                    replica.commits.push(a.stored.commit.clone());
-                    replica.recent_ids.push(a.stored.event.id.clone());
+                    replica.remember(&a.stored.event.id, a.stored.event.seq, &a.stored.commit);
                 }
                 let (seq, last, every) =
                     (replica.state.seq, replica.checkpoint_seq(), self.settings.checkpoint_every);
@@ -725,6 +734,13 @@ impl<H: Host> Log<H> {
                 {
                     // The append is durable already; a missing checkpoint only costs a replay.
                     self.warn(format!("could not write a checkpoint of space {space:?}: {e}"));
+                    if let Error::Corrupt(_) = e {
+                        // The previous checkpoint's index is damaged: the next
+                        // call replays the log, and the next checkpoint starts
+                        // a new chain from it.
+                        let tip = self.replicas.get(space).and_then(|r| r.checkpoint_tip.clone());
+                        self.replicas.insert(space.to_owned(), Replica::new(space, tip));
+                    }
                 }
                 Ok(draft.results)
             }
@@ -750,12 +766,10 @@ impl<H: Host> Log<H> {
         model::validate_space(space)?;
         self.sync(space)?;
         let first = from.max(1);
-        if first < self.replicas[space].first_seq {
-            self.ensure_index(space)?;
-        }
-        let replica = &self.replicas[space];
-        let last = replica.state.seq.min(first.saturating_add(u64::from(limit)).saturating_sub(1));
-        (first..=last).map(|seq| self.stored(replica, seq)).collect()
+        self.indexed(space, |log, replica| {
+            let last = replica.state.seq.min(first.saturating_add(u64::from(limit)).saturating_sub(1));
+            (first..=last).map(|seq| log.stored_at(replica, seq)).collect()
+        })
     }
 
     /// The newest event's position.
@@ -768,34 +782,39 @@ impl<H: Host> Log<H> {
     pub fn fold_state(&mut self, space: &str, at: Option<&Position>) -> Result<State, Error> {
         model::validate_space(space)?;
         self.sync(space)?;
-        if at.is_some() {
-            self.ensure_index(space)?;
-        }
         let replica = &self.replicas[space];
+        let head_seq = replica.state.seq;
         let upto = match at {
             None => return Ok(replica.state.clone()),
-            Some(Position::Seq(seq)) if *seq <= replica.state.seq => *seq,
+            Some(Position::Seq(seq)) if *seq <= head_seq => *seq,
             Some(Position::Seq(seq)) => {
                 return Err(Error::NotFound(format!(
-                    "space {space:?} has {} events; there is no seq {seq}",
-                    replica.state.seq
+                    "space {space:?} has {head_seq} events; there is no seq {seq}"
                 )));
             }
-            Some(Position::Commit(commit)) => match replica.commits.iter().position(|c| c == commit) {
-                Some(index) => index as u64 + 1,
-                None => {
-                    return Err(Error::NotFound(format!(
-                        "commit {commit} is not an event of space {space:?}"
-                    )));
+            Some(Position::Commit(commit)) => {
+                let not_found =
+                    || Error::NotFound(format!("commit {commit} is not an event of space {space:?}"));
+                // The event in the commit names its seq; the commit is ours
+                // if that seq's commit is this one.
+                let seq = match self.load(commit) {
+                    Ok((event, _)) if event.space == space && event.seq <= head_seq => event.seq,
+                    _ => return Err(not_found()),
+                };
+                if self.indexed(space, |log, replica| log.seq_commit(replica, seq))? != *commit {
+                    return Err(not_found());
                 }
-            },
+                seq
+            }
         };
-        let mut state = State::new(space);
-        for seq in 1..=upto {
-            let stored = self.stored(replica, seq)?;
-            state.apply(&stored.event, &stored.commit)?;
-        }
-        Ok(state)
+        self.indexed(space, |log, replica| {
+            let mut state = State::new(space);
+            for seq in 1..=upto {
+                let stored = log.stored_at(replica, seq)?;
+                state.apply(&stored.event, &stored.commit)?;
+            }
+            Ok(state)
+        })
     }
 
     /// The fold of a space as canonical JSON.
@@ -843,177 +862,11 @@ impl<H: Host> Log<H> {
         Ok(names)
     }
 
-    /// Walk the whole chain, trusting nothing cached, and report every
-    /// broken invariant.
-    pub fn verify(&mut self, space: &str) -> Result<VerifyReport, Error> {
-        model::validate_space(space)?;
-        let head = self.host.read_ref(&model::space_ref(space)).map_err(storage)?;
-        let mut problems = Vec::new();
-        let mut chain = Vec::new();
-        let mut cursor = head.clone();
-        while let Some(commit) = cursor.take() {
-            match self.verify_commit(&commit) {
-                Ok((event, parent)) => {
-                    chain.push((event, commit));
-                    cursor = parent;
-                }
-                Err(problem) => {
-                    problems.push(problem);
-                    break;
-                }
-            }
-        }
-        chain.reverse();
-        let checkpoints = self.checkpoint_chain(space, &mut problems);
-        let wanted: std::collections::BTreeSet<u64> = checkpoints.iter().map(|(h, _)| h.seq).collect();
-        let mut states = HashMap::new();
-        let mut replica = Replica::new(space);
-        if problems.is_empty() {
-            for (event, commit) in &chain {
-                if let Err(e) = replica.push(event, commit) {
-                    problems.push(format!("seq {}: {e}", event.seq));
-                    break;
-                }
-                if wanted.contains(&event.seq) {
-                    states.insert(event.seq, replica.state.canonical());
-                }
-            }
-        }
-        for (header, index) in &checkpoints {
-            let at = format!("checkpoint at seq {}", header.seq);
-            let Some((event, commit)) = chain.get(header.seq.wrapping_sub(1) as usize) else {
-                problems.push(format!("{at}: the space has only {} events", chain.len()));
-                continue;
-            };
-            if *commit != header.event {
-                problems
-                    .push(format!("{at}: names event {} but seq {} is {commit}", header.event, event.seq));
-            }
-            match self.checkpoint_state(header) {
-                Ok(bytes) if states.get(&header.seq).is_some_and(|s| s.as_bytes() == bytes) => {}
-                Ok(_) => {
-                    problems.push(format!("{at}: its state.json differs from the fold at seq {}", header.seq))
-                }
-                Err(e) => problems.push(format!("{at}: {e}")),
-            }
-            match index {
-                Ok(entries) => {
-                    let ok = entries.len() as u64 == header.seq
-                        && entries
-                            .iter()
-                            .zip(&chain)
-                            .all(|(e, (ev, c))| e.seq == ev.seq && &e.commit == c && e.id == ev.id);
-                    if !ok {
-                        problems.push(format!("{at}: its index does not match the events"));
-                    }
-                }
-                Err(e) => problems.push(format!("{at}: its index is unreadable: {e}")),
-            }
-        }
-        Ok(VerifyReport { space: space.to_owned(), events: chain.len() as u64, head, problems })
-    }
-
-    /// Every checkpoint of `space`, newest first, with its index.
-    #[allow(clippy::type_complexity)]
-    fn checkpoint_chain(
-        &self,
-        space: &str,
-        problems: &mut Vec<String>,
-    ) -> Vec<(checkpoint::Header, Result<Vec<checkpoint::IndexEntry>, String>)> {
-        let mut out = Vec::new();
-        let mut cursor = match self.host.read_ref(&checkpoint::checkpoint_ref(space)) {
-            Ok(c) => c,
-            Err(e) => {
-                problems.push(format!("cannot read the checkpoint ref: {e}"));
-                return out;
-            }
-        };
-        while let Some(commit) = cursor.take() {
-            let header = self
-                .read(&commit, ObjectKind::Commit)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| checkpoint::decode_commit(&bytes));
-            match header {
-                Ok(header) => {
-                    let index = self.checkpoint_index_tree(&header).and_then(|index_tree| {
-                        self.read_index(&KnownCheckpoint {
-                            commit: commit.clone(),
-                            seq: header.seq,
-                            index_tree,
-                            event: header.event.clone(),
-                        })
-                    });
-                    cursor = header.parent.clone();
-                    out.push((header, index));
-                }
-                Err(e) => {
-                    problems.push(format!("checkpoint commit {commit}: {e}"));
-                    break;
-                }
-            }
-        }
-        out
-    }
-
-    fn checkpoint_entries(&self, header: &checkpoint::Header) -> Result<Vec<(String, bool, String)>, String> {
-        checkpoint::decode_tree(&self.read(&header.tree, ObjectKind::Tree).map_err(|e| e.to_string())?)
-    }
-
-    fn checkpoint_index_tree(&self, header: &checkpoint::Header) -> Result<String, String> {
-        self.checkpoint_entries(header)?
-            .into_iter()
-            .find(|(n, d, _)| n == "index" && *d)
-            .map(|(_, _, id)| id)
-            .ok_or_else(|| "no index".into())
-    }
-
-    /// A checkpoint's `state.json`, checked against its hash.
-    fn checkpoint_state(&self, header: &checkpoint::Header) -> Result<Vec<u8>, String> {
-        let id = self
-            .checkpoint_entries(header)?
-            .into_iter()
-            .find(|(n, d, _)| n == "state.json" && !*d)
-            .map(|(_, _, id)| id)
-            .ok_or("no state.json")?;
-        let bytes = self.read(&id, ObjectKind::Blob).map_err(|e| e.to_string())?;
-        if checkpoint::sha1_hex(&bytes) != header.state_sha1 {
-            return Err("state.json does not match its Dlog-State-Sha1".into());
-        }
-        Ok(bytes)
-    }
-
-    /// Check one commit down to its bytes: ids, encoding, canonical JSON.
-    fn verify_commit(&self, commit: &str) -> Result<(Event, Option<String>), String> {
-        let fetch = |id: &str, kind: ObjectKind| -> Result<Vec<u8>, String> {
-            let data = self.read(id, kind).map_err(|e| e.to_string())?;
-            let actual = gitobj::object_id(kind, &data);
-            if actual != id {
-                return Err(format!("{} {id} hashes to {actual}", kind.as_str()));
-            }
-            Ok(data)
-        };
-        let bytes = fetch(commit, ObjectKind::Commit)?;
-        let links = gitobj::decode_commit(&bytes).map_err(|e| format!("commit {commit}: {e}"))?;
-        let tree = fetch(&links.tree, ObjectKind::Tree)?;
-        let blob_id = gitobj::decode_tree(&tree).map_err(|e| format!("commit {commit}: {e}"))?;
-        let blob = fetch(&blob_id, ObjectKind::Blob)?;
-        let text = String::from_utf8(blob).map_err(|_| format!("blob {blob_id} is not UTF-8"))?;
-        let event = Event::parse(&text).map_err(|e| format!("commit {commit}: {e}"))?;
-        let encoded = gitobj::encode_event(&event, links.parent.as_deref());
-        if encoded.commit != bytes {
-            return Err(format!(
-                "commit {commit} (seq {}) is not the encoding of its event; it was altered or written by another tool",
-                event.seq
-            ));
-        }
-        Ok((event, links.parent))
-    }
-
     /// Replay exported events into `space`; see the WIT `import`.
     pub fn import(&mut self, space: &str, lines: &[String]) -> Result<ImportReport, Error> {
         model::validate_space(space)?;
         let line_error = |n: usize, m: String| Error::Invalid(format!("line {n}: {m}"));
-        let mut check = Replica::new(space);
+        let mut check = Replica::new(space, None);
         let mut events = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
             let n = i + 1;
@@ -1038,18 +891,22 @@ impl<H: Host> Log<H> {
             events.push((event, encoded));
         }
         self.sync(space)?;
-        self.ensure_index(space)?;
         let existing = self.replicas[space].state.seq as usize;
-        for (i, (_, encoded)) in events.iter().enumerate().take(existing) {
-            if self.replicas[space].commits[i] != encoded.commit_id {
-                return Err(line_error(
-                    i + 1,
-                    format!(
-                        "space {space:?} already holds a different event at seq {}; import only extends an identical history",
-                        i + 1
-                    ),
-                ));
+        let differs = self.indexed(space, |log, replica| {
+            for (i, (_, encoded)) in events.iter().enumerate().take(existing) {
+                if log.seq_commit(replica, i as u64 + 1)? != encoded.commit_id {
+                    return Ok(Some(i + 1));
+                }
             }
+            Ok(None)
+        })?;
+        if let Some(n) = differs {
+            return Err(line_error(
+                n,
+                format!(
+                    "space {space:?} already holds a different event at seq {n}; import only extends an identical history"
+                ),
+            ));
         }
         let total = events.len() as u64;
         let fresh: Vec<_> = events.into_iter().skip(existing).collect();
