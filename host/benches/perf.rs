@@ -5,7 +5,8 @@
 //! figure wants its baseline measured in the same run, side by side. Each
 //! line prints the figure, the target and, where one exists, the ratio to its
 //! baseline; the table is also written to `target/benchmarks.md`.
-//! `DLOG_BENCH_QUICK=1` runs every figure at a tiny size (CI's smoke run).
+//! `DLOG_BENCH_QUICK=1` runs every figure at a tiny size (CI's smoke run);
+//! `DLOG_BENCH_ONLY=core` or `=scale` runs one part.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -283,7 +284,7 @@ fn run_child(job: &str) {
         "append" => {
             // A new process appending to a space: the first append (which
             // loads the checkpoint and the id index), then single appends.
-            // <space>:<count>:<round>; each round appends new intents.
+            // <space>:<count>:<round>:<events built>; each round appends new intents.
             let fields: Vec<&str> = parts[2].split(':').collect();
             let (space, count, round) = (fields[0], fields[1].parse::<usize>().unwrap(), fields[2]);
             let base = 50_000_000 + 1_000_000 * round.parse::<usize>().unwrap();
@@ -295,7 +296,15 @@ fn run_child(job: &str) {
             let st = stats(time_each(count, |i| {
                 assert!(s.append(intent(base + 1 + i)).unwrap().created);
             }));
+            // Resends of ids from all over the log (built as intents
+            // 0..events): each is found through the id index.
+            let built: usize = fields[3].parse().unwrap();
+            let resend = stats(time_each(count.min(100), |i| {
+                assert!(!s.append(intent(i * 7919 % built)).unwrap().created);
+            }));
             let v = serde_json::json!({
+                "resend_p50_ms": resend.p50.as_secs_f64() * 1e3,
+                "resend_p99_ms": resend.p99.as_secs_f64() * 1e3,
                 "first_ms": first.as_secs_f64() * 1e3,
                 "p50_ms": st.p50.as_secs_f64() * 1e3,
                 "p99_ms": st.p99.as_secs_f64() * 1e3,
@@ -330,7 +339,24 @@ fn main() {
         if quick() { "quick smoke run" } else { "full run" },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    // DLOG_BENCH_ONLY=core or =scale runs one part (default: both).
+    let only = std::env::var("DLOG_BENCH_ONLY").ok();
+    let wanted = |part: &str| only.as_deref().is_none_or(|o| o.split(',').any(|p| p == part));
+    if wanted("core") {
+        core_figures(&mut report);
+    }
+    if wanted("scale") {
+        scale_figures(&mut report);
+    }
+    let table = report.markdown();
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../benchmarks.md");
+    std::fs::write(&path, &table).unwrap();
+    println!("\n{table}\nwritten to {}", path.display());
+}
 
+/// Appends on every host and path, with their baselines, and folds of
+/// 10k and 100k-event spaces.
+fn core_figures(report: &mut Report) {
     // In-memory host: the upper bound.
     let memory = sole(Arc::new(MemoryBackend::new()));
     let space = memory.space("bench");
@@ -522,9 +548,13 @@ fn main() {
             ),
         );
     }
+}
 
-    // Scale: single appends to a 1M-event space against a 1k-event one, each
-    // in new processes (the first append loads the checkpoint and the ids).
+/// A 1M-event space against a 1k-event one: appends, resends and folds in
+/// new processes.
+fn scale_figures(report: &mut Report) {
+    // Single appends to a 1M-event space against a 1k-event one, each in
+    // new processes (the first append loads the checkpoint and id runs).
     let (small, large) = (n(1_000, 200), n(1_000_000, 3_000));
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut figures = Vec::new();
@@ -537,8 +567,8 @@ fn main() {
     // The disk's latency drifts over minutes: alternate the two spaces, three
     // rounds each, and keep each space's best round.
     for round in 0..3 {
-        for (_, _, repo, best) in &mut figures {
-            let run = child(&format!("append:{}:scale:{}:{round}", repo.display(), n(200, 20)));
+        for (events, _, repo, best) in &mut figures {
+            let run = child(&format!("append:{}:scale:{}:{round}:{events}", repo.display(), n(200, 20)));
             if best.is_null() || run["mean_ms"].as_f64() < best["mean_ms"].as_f64() {
                 *best = run;
             }
@@ -558,10 +588,12 @@ fn main() {
             &format!("durable single append to a {events}-event space (new process)"),
             "1M: <= 1.2x a 1k space's",
             format!(
-                "p50 {:.3} ms, p99 {:.3} ms; first append {:.0} ms; peak RSS {:.0} MiB",
+                "p50 {:.3} ms, p99 {:.3} ms; first append {:.0} ms; resend of an old id p50 {:.3} ms, p99 {:.3} ms; peak RSS {:.0} MiB",
                 field(v, "p50_ms"),
                 field(v, "p99_ms"),
                 field(v, "first_ms"),
+                field(v, "resend_p50_ms"),
+                field(v, "resend_p99_ms"),
                 field(v, "rss_kib") / 1024.0
             ),
             format!(
@@ -596,9 +628,4 @@ fn main() {
             field(&replayed, "cold_ms") / field(&from_checkpoint, "cold_ms").max(0.001)
         ),
     );
-
-    let table = report.markdown();
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../benchmarks.md");
-    std::fs::write(&path, &table).unwrap();
-    println!("\n{table}\nwritten to {}", path.display());
 }
