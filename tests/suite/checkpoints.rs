@@ -341,3 +341,56 @@ fn a_checkpoint_from_before_the_id_index_is_replayed_over_with_a_warning_and_is_
         assert!(fresh.take_warnings().is_empty(), "{}: `dlog checkpoint` wrote a current one", h.name);
     });
 }
+
+#[test]
+fn writers_racing_to_checkpoint_share_one_chain_that_a_fresh_process_can_use() {
+    each_host(|h| {
+        // Two processes, alternating appends: each crosses every other
+        // multiple of 4 and finds the other's checkpoint in its way.
+        let (a, b) = (reopen(h, 4), reopen(h, 4));
+        for i in 0..60 {
+            let writer = if (i / 3) % 2 == 0 { &a } else { &b };
+            writer.space("team").append(decide(&format!("id-{i}"), &format!("k{}", i % 5), "v")).unwrap();
+        }
+        let fresh = reopen(h, 0);
+        let s = fresh.space("team");
+        for i in 0..60 {
+            let again = s.append(decide(&format!("id-{i}"), &format!("k{}", i % 5), "v")).unwrap();
+            assert!(!again.created, "{}: id-{i}", h.name);
+        }
+        assert!(fresh.take_warnings().is_empty(), "{}", h.name);
+        assert!(a.take_warnings().is_empty() && b.take_warnings().is_empty(), "{}", h.name);
+        let report = s.verify().unwrap();
+        assert!(report.problems.is_empty(), "{}: {:?}", h.name, report.problems);
+        let (_, text, _) = checkpoint_tree(h, "team");
+        assert!(text.contains("Dlog-Checkpoint-Seq: 60"), "{}: {text}", h.name);
+    });
+}
+
+#[test]
+fn a_reader_that_falls_far_behind_follows_the_writers_checkpoints_and_still_finds_every_id() {
+    each_host(|h| {
+        let writer = reopen(h, 64);
+        let reader = reopen(h, 0);
+        writer.space("team").append(decide("first", "k", "v")).unwrap();
+        assert_eq!(reader.space("team").head().unwrap().unwrap().seq, 1);
+        // More than 4 x 512 events behind: the reader adopts the writer's
+        // latest checkpoint instead of keeping every event since seq 1.
+        for start in (1..2200).step_by(100) {
+            let batch = (start..start + 100)
+                .map(|i| decide(&format!("id-{i}"), &format!("k{}", i % 9), "v"))
+                .collect();
+            writer.space("team").append_batch(batch).unwrap();
+        }
+        let s = reader.space("team");
+        assert_eq!(s.fold().unwrap(), writer.space("team").fold().unwrap(), "{}", h.name);
+        for id in ["first", "id-1", "id-1234", "id-2199"] {
+            let n: usize = id.strip_prefix("id-").map_or(0, |n| n.parse().unwrap());
+            let key = if id == "first" { "k".to_owned() } else { format!("k{}", n % 9) };
+            assert!(!s.append(decide(id, &key, "v")).unwrap().created, "{}: {id}", h.name);
+        }
+        assert!(s.append(decide("id-new", "k0", "w")).unwrap().created);
+        assert_eq!(s.events(1, 2).unwrap()[0].id, "first", "{}: events before the checkpoint", h.name);
+        assert!(reader.take_warnings().is_empty(), "{}", h.name);
+    });
+}

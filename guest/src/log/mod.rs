@@ -125,6 +125,9 @@ struct Replica {
     /// The checkpoint ref as last read or written, usable or not: what the
     /// next checkpoint must replace.
     checkpoint_tip: Option<String>,
+    /// The last checkpoint ref value looked at for adoption (so an unusable
+    /// one is examined once, not on every call).
+    examined_tip: Option<String>,
     /// What has been read of the checkpoint's index.
     index: Cache,
 }
@@ -139,6 +142,7 @@ impl Replica {
             ids: HashMap::new(),
             checkpoint: None,
             checkpoint_tip,
+            examined_tip: None,
             index: Cache::default(),
         }
     }
@@ -151,6 +155,7 @@ impl Replica {
             tail_ids: Vec::new(),
             ids: HashMap::new(),
             checkpoint_tip: Some(checkpoint.commit.clone()),
+            examined_tip: None,
             checkpoint: Some(checkpoint),
             index: Cache::default(),
         }
@@ -427,9 +432,10 @@ impl<H: Host> Log<H> {
         let Ok(Some(tip)) = self.host.read_ref(&checkpoint::checkpoint_ref(&space)) else {
             return;
         };
-        if replica.checkpoint_tip.as_ref() == Some(&tip) {
+        if replica.checkpoint_tip.as_ref() == Some(&tip) || replica.examined_tip.as_ref() == Some(&tip) {
             return;
         }
+        replica.examined_tip = Some(tip.clone());
         if let Ok((_, checkpoint)) = self.read_checkpoint(&space, &tip)
             && checkpoint.seq >= replica.first_seq
             && replica.commit_of(checkpoint.seq) == Some(&checkpoint.event)
