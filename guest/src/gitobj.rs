@@ -46,7 +46,8 @@ pub fn is_object_id(id: &str) -> bool {
     id.len() == 40 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn hex_to_bytes(id: &str) -> Option<[u8; 20]> {
+/// 40 hex digits as the 20 bytes they spell.
+pub fn hex_to_bytes(id: &str) -> Option<[u8; 20]> {
     if !is_object_id(id) {
         return None;
     }

@@ -353,20 +353,18 @@ impl<H: Host> Log<H> {
     }
 }
 
-/// The runs `verify` expects for seqs covered by `runs`, rebuilt from the
-/// chain's ids; the names of those whose stored tree differs.
+/// The runs `verify` expects, rebuilt from the hashes of the chain's ids
+/// (`id_hashes[seq - 1]`); the names of those whose stored tree differs.
 pub(super) fn mismatched_runs(
     runs: &[(RunName, String)],
-    ids: &[String],
+    id_hashes: &[u64],
     checked: &mut HashMap<String, bool>,
 ) -> Vec<String> {
     let mut bad = Vec::new();
     for (name, tree) in runs {
         let ok = *checked.entry(tree.clone()).or_insert_with(|| {
             let records = (name.first..=name.last)
-                .filter_map(|seq| {
-                    ids.get(seq as usize - 1).map(|id| Record { hash: idindex::id_hash(id), seq })
-                })
+                .filter_map(|seq| id_hashes.get(seq as usize - 1).map(|&hash| Record { hash, seq }))
                 .collect();
             idindex::build_run(*name, records, &mut HashOnly).is_ok_and(|rebuilt| &rebuilt == tree)
         });

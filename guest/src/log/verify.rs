@@ -2,19 +2,40 @@
 //! every checkpoint against it — its state, its index segments and its id
 //! runs (rebuilt from the chain and compared by tree id). Segments and runs
 //! that several checkpoints share are checked once.
+//!
+//! Memory stays small for any log length: a first pass walks back from the
+//! head reading commits only; a second pass verifies the events oldest
+//! first, folding as it goes and comparing each checkpoint's state when its
+//! seq is reached. What is kept per event is its commit id and its id's
+//! 64-bit hash (28 bytes, plus the duplicate-id map), never the events.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use super::index::mismatched_runs;
-use super::{Log, Replica, VerifyReport, storage};
+use super::{Log, VerifyReport, storage};
 use crate::checkpoint;
 use crate::error::Error;
+use crate::fold::State;
 use crate::gitobj;
 use crate::host::{Host, ObjectKind};
+use crate::idindex;
 use crate::model::{self, Event};
 
 /// A segment as checked: the seqs it covers, or what is wrong with it.
 type SegmentCheck = Result<(u64, u64), String>;
+
+/// What `verify` keeps of the chain: per seq (index seq - 1), the commit
+/// and the hash of the event's id.
+struct Chain {
+    commits: Vec<[u8; 20]>,
+    id_hashes: Vec<u64>,
+}
+
+impl Chain {
+    fn commit(&self, seq: u64) -> Option<String> {
+        seq.checked_sub(1).and_then(|i| self.commits.get(i as usize)).map(|c| gitobj::to_hex(c))
+    }
+}
 
 impl<H: Host> Log<H> {
     /// Walk the whole chain, trusting nothing cached, and report every
@@ -23,48 +44,89 @@ impl<H: Host> Log<H> {
         model::validate_space(space)?;
         let head = self.host.read_ref(&model::space_ref(space)).map_err(storage)?;
         let mut problems = Vec::new();
-        let mut chain = Vec::new();
+        // Pass 1: the commits, newest first, each checked against its id.
+        let mut commits = Vec::new();
         let mut cursor = head.clone();
         while let Some(commit) = cursor.take() {
-            match self.verify_commit(&commit) {
-                Ok((event, parent)) => {
-                    chain.push((event, commit));
-                    cursor = parent;
+            let links = self
+                .fetch_checked(&commit, ObjectKind::Commit)
+                .and_then(|bytes| gitobj::decode_commit(&bytes).map_err(|e| format!("commit {commit}: {e}")));
+            match (links, gitobj::hex_to_bytes(&commit)) {
+                (Ok(links), Some(id)) => {
+                    commits.push(id);
+                    cursor = links.parent;
                 }
-                Err(problem) => {
+                (Err(problem), _) => {
                     problems.push(problem);
                     break;
                 }
-            }
-        }
-        chain.reverse();
-        let checkpoints = self.checkpoint_chain(space, &mut problems);
-        let wanted: BTreeSet<u64> = checkpoints.iter().map(|h| h.seq).collect();
-        let mut states = HashMap::new();
-        let mut replica = Replica::new(space, None);
-        if problems.is_empty() {
-            for (event, commit) in &chain {
-                if let Err(e) = replica.push(event, commit) {
-                    problems.push(format!("seq {}: {e}", event.seq));
+                (_, None) => {
+                    problems.push(format!("{commit:?} is not an object id"));
                     break;
                 }
-                if wanted.contains(&event.seq) {
-                    states.insert(event.seq, replica.state.canonical());
+            }
+        }
+        commits.reverse();
+        let checkpoints = self.checkpoint_chain(space, &mut problems);
+        // Which checkpoints cover each seq, to compare states on the way.
+        let mut due: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (i, header) in checkpoints.iter().enumerate() {
+            due.entry(header.seq).or_default().push(i);
+        }
+        // Pass 2: every event, oldest first, checked and folded.
+        let mut chain = Chain {
+            commits: Vec::with_capacity(commits.len()),
+            id_hashes: Vec::with_capacity(commits.len()),
+        };
+        if problems.is_empty() {
+            let mut state = State::new(space);
+            let mut seen: HashMap<u64, u64> = HashMap::with_capacity(commits.len());
+            for (i, id) in commits.iter().enumerate() {
+                let commit = gitobj::to_hex(id);
+                let seq = i as u64 + 1;
+                let event = match self.verify_event(&commit, &chain, &mut seen, &mut state) {
+                    Ok(event) => event,
+                    Err(problem) => {
+                        problems.push(format!("seq {seq}: {problem}"));
+                        break;
+                    }
+                };
+                chain.commits.push(*id);
+                chain.id_hashes.push(idindex::id_hash(&event.id));
+                for &c in due.get(&seq).into_iter().flatten() {
+                    let header = &checkpoints[c];
+                    let at = format!("checkpoint at seq {}", header.seq);
+                    match self.checkpoint_state(header) {
+                        Ok(bytes) if bytes == state.canonical().as_bytes() => {}
+                        Ok(_) => {
+                            problems.push(format!("{at}: its state.json differs from the fold at seq {seq}"))
+                        }
+                        Err(e) => problems.push(format!("{at}: {e}")),
+                    }
                 }
             }
         }
-        let ids: Vec<String> = chain.iter().map(|(e, _)| e.id.clone()).collect();
         let mut segments = HashMap::new();
         let mut runs = HashMap::new();
+        if chain.commits.len() < commits.len() {
+            // The chain itself is broken: what the checkpoints say cannot
+            // be compared with it.
+            return Ok(VerifyReport {
+                space: space.to_owned(),
+                events: commits.len() as u64,
+                head,
+                problems,
+            });
+        }
         for header in &checkpoints {
             let at = format!("checkpoint at seq {}", header.seq);
-            let Some((event, commit)) = chain.get(header.seq.wrapping_sub(1) as usize) else {
-                problems.push(format!("{at}: the space has only {} events", chain.len()));
+            let Some(commit) = chain.commit(header.seq) else {
+                problems.push(format!("{at}: the space has only {} events", commits.len()));
                 continue;
             };
-            if *commit != header.event {
+            if commit != header.event {
                 problems
-                    .push(format!("{at}: names event {} but seq {} is {commit}", header.event, event.seq));
+                    .push(format!("{at}: names event {} but seq {} is {commit}", header.event, header.seq));
             }
             let entries = match self.checkpoint_entries(header) {
                 Ok(entries) => entries,
@@ -76,13 +138,6 @@ impl<H: Host> Log<H> {
             let find = |name: &str, dir: bool| {
                 entries.iter().find(|(n, d, _)| n == name && *d == dir).map(|(_, _, id)| id.clone())
             };
-            match self.checkpoint_state(header, find("state.json", false)) {
-                Ok(bytes) if states.get(&header.seq).is_some_and(|s| s.as_bytes() == bytes) => {}
-                Ok(_) => {
-                    problems.push(format!("{at}: its state.json differs from the fold at seq {}", header.seq))
-                }
-                Err(e) => problems.push(format!("{at}: {e}")),
-            }
             match find("index", true) {
                 Some(index) => {
                     if let Err(e) = self.verify_index(&index, header.seq, &chain, &mut segments) {
@@ -96,7 +151,7 @@ impl<H: Host> Log<H> {
             if let Some(ids_tree) = find("ids", true) {
                 match self.run_list(&ids_tree, header.seq) {
                     Ok(listed) => {
-                        let bad = mismatched_runs(&listed, &ids, &mut runs);
+                        let bad = mismatched_runs(&listed, &chain.id_hashes, &mut runs);
                         if !bad.is_empty() {
                             problems.push(format!(
                                 "{at}: its id runs {} do not match the events",
@@ -113,7 +168,53 @@ impl<H: Host> Log<H> {
                 }
             }
         }
-        Ok(VerifyReport { space: space.to_owned(), events: chain.len() as u64, head, problems })
+        Ok(VerifyReport { space: space.to_owned(), events: commits.len() as u64, head, problems })
+    }
+
+    /// An object's bytes, checked to hash to its id.
+    fn fetch_checked(&self, id: &str, kind: ObjectKind) -> Result<Vec<u8>, String> {
+        let data = self.read(id, kind).map_err(|e| e.to_string())?;
+        let actual = gitobj::object_id(kind, &data);
+        if actual != id {
+            return Err(format!("{} {id} hashes to {actual}", kind.as_str()));
+        }
+        Ok(data)
+    }
+
+    /// Check the event in `commit` down to its bytes and against the chain
+    /// so far (its parent, a new id, the fold's rules), and fold it.
+    fn verify_event(
+        &self,
+        commit: &str,
+        chain: &Chain,
+        seen: &mut HashMap<u64, u64>,
+        state: &mut State,
+    ) -> Result<Event, String> {
+        let (event, parent) = self.verify_commit(commit)?;
+        let seq = chain.commits.len() as u64 + 1;
+        if parent != chain.commit(seq - 1) {
+            return Err(format!("commit {commit} does not follow seq {}", seq - 1));
+        }
+        if event.space != state.space {
+            return Err(format!("commit {commit} holds an event of space {:?}", event.space));
+        }
+        if let Some(&earlier) = seen.get(&idindex::id_hash(&event.id)) {
+            // Equal 64-bit hashes: compare the ids themselves.
+            let earlier_commit = chain.commit(earlier).unwrap_or_default();
+            let (earlier_event, _) = self.load(&earlier_commit).map_err(|e| e.to_string())?;
+            if earlier_event.id == event.id {
+                return Err(format!(
+                    "event seq {} repeats the id {:?} of seq {earlier}",
+                    event.seq, event.id
+                ));
+            }
+        }
+        seen.insert(idindex::id_hash(&event.id), seq);
+        state.apply(&event, commit).map_err(|e| match e {
+            Error::Corrupt(m) => m,
+            other => format!("event seq {} does not apply: {other}", event.seq),
+        })?;
+        Ok(event)
     }
 
     /// Every checkpoint of `space`, newest first.
@@ -150,8 +251,13 @@ impl<H: Host> Log<H> {
     }
 
     /// A checkpoint's `state.json`, checked against its hash.
-    fn checkpoint_state(&self, header: &checkpoint::Header, id: Option<String>) -> Result<Vec<u8>, String> {
-        let id = id.ok_or("no state.json")?;
+    fn checkpoint_state(&self, header: &checkpoint::Header) -> Result<Vec<u8>, String> {
+        let id = self
+            .checkpoint_entries(header)?
+            .into_iter()
+            .find(|(n, d, _)| n == "state.json" && !*d)
+            .map(|(_, _, id)| id)
+            .ok_or("no state.json")?;
         let bytes = self.read(&id, ObjectKind::Blob).map_err(|e| e.to_string())?;
         if checkpoint::sha1_hex(&bytes) != header.state_sha1 {
             return Err("state.json does not match its Dlog-State-Sha1".into());
@@ -166,7 +272,7 @@ impl<H: Host> Log<H> {
         &self,
         index: &str,
         seq: u64,
-        chain: &[(Event, String)],
+        chain: &Chain,
         checked: &mut HashMap<String, SegmentCheck>,
     ) -> Result<(), String> {
         let tree =
@@ -209,8 +315,9 @@ impl<H: Host> Log<H> {
         Ok(())
     }
 
-    /// The seqs a segment covers, if its lines match the chain.
-    fn verify_segment(&self, blob: &str, chain: &[(Event, String)]) -> SegmentCheck {
+    /// The seqs a segment covers, if its lines match the chain (ids by
+    /// their 64-bit hashes).
+    fn verify_segment(&self, blob: &str, chain: &Chain) -> SegmentCheck {
         let bytes = self.read(blob, ObjectKind::Blob).map_err(|e| e.to_string())?;
         let entries = checkpoint::decode_segment(&bytes)?;
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
@@ -218,9 +325,9 @@ impl<H: Host> Log<H> {
         };
         for (i, entry) in entries.iter().enumerate() {
             let matches = entry.seq == first.seq + i as u64
-                && chain
-                    .get((entry.seq as usize).wrapping_sub(1))
-                    .is_some_and(|(e, c)| e.seq == entry.seq && *c == entry.commit && e.id == entry.id);
+                && chain.commit(entry.seq).as_deref() == Some(entry.commit.as_str())
+                && entry.seq.checked_sub(1).and_then(|i| chain.id_hashes.get(i as usize))
+                    == Some(&idindex::id_hash(&entry.id));
             if !matches {
                 return Err(format!("segment {blob}'s line for seq {} differs from the event", entry.seq));
             }
@@ -230,14 +337,7 @@ impl<H: Host> Log<H> {
 
     /// Check one commit down to its bytes: ids, encoding, canonical JSON.
     fn verify_commit(&self, commit: &str) -> Result<(Event, Option<String>), String> {
-        let fetch = |id: &str, kind: ObjectKind| -> Result<Vec<u8>, String> {
-            let data = self.read(id, kind).map_err(|e| e.to_string())?;
-            let actual = gitobj::object_id(kind, &data);
-            if actual != id {
-                return Err(format!("{} {id} hashes to {actual}", kind.as_str()));
-            }
-            Ok(data)
-        };
+        let fetch = |id: &str, kind: ObjectKind| self.fetch_checked(id, kind);
         let bytes = fetch(commit, ObjectKind::Commit)?;
         let links = gitobj::decode_commit(&bytes).map_err(|e| format!("commit {commit}: {e}"))?;
         let tree = fetch(&links.tree, ObjectKind::Tree)?;
