@@ -112,6 +112,34 @@ pub fn merge_plan(levels: &[u32]) -> Option<usize> {
     newest.iter().all(|&l| l == newest[0]).then_some(start)
 }
 
+/// The bloom size for `count` ids: 10 bits each, rounded up to 64 bits.
+fn bloom_bits_for(count: u64) -> Option<u64> {
+    count.checked_mul(BLOOM_BITS_PER_ID)?.div_ceil(64).max(1).checked_mul(64)
+}
+
+/// Why a run could not be read or written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunError {
+    /// The stored run is malformed, or does not match what names it.
+    Damaged(String),
+    /// Reading or writing an object failed.
+    Storage(String),
+}
+
+impl From<String> for RunError {
+    fn from(problem: String) -> RunError {
+        RunError::Damaged(problem)
+    }
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Damaged(m) | RunError::Storage(m) => f.write_str(m),
+        }
+    }
+}
+
 /// A bloom filter over id hashes, sized by the number of ids it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Bloom {
@@ -120,7 +148,7 @@ struct Bloom {
 
 impl Bloom {
     fn for_count(count: u64) -> Bloom {
-        let bits = (count * BLOOM_BITS_PER_ID).div_ceil(64).max(1) * 64;
+        let bits = bloom_bits_for(count).unwrap_or(64);
         Bloom { bits: vec![0; (bits / 8) as usize] }
     }
 
@@ -177,21 +205,26 @@ impl Meta {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<Meta, String> {
+    /// Decode a run's meta, which must describe `expected` records (checked
+    /// before anything is sized from the blob's own fields).
+    fn decode(bytes: &[u8], expected: u64) -> Result<Meta, RunError> {
         if bytes.len() < 24 || &bytes[..8] != MAGIC {
-            return Err("id run meta does not start with DLOGIDS1".into());
+            return Err("id run meta does not start with DLOGIDS1".to_owned().into());
         }
         let count = be_u64(&bytes[8..]);
+        if count != expected {
+            return Err(format!("id run meta counts {count} records, not {expected}").into());
+        }
         let bloom_bits = be_u64(&bytes[16..]);
-        let expected_bloom = Bloom::for_count(count).bits.len() as u64 * 8;
-        if bloom_bits != expected_bloom {
-            return Err(format!("id run meta has a {bloom_bits}-bit bloom for {count} ids"));
+        if Some(bloom_bits) != bloom_bits_for(count) {
+            return Err(format!("id run meta has a {bloom_bits}-bit bloom for {count} ids").into());
+        }
+        let length =
+            (bloom_bits / 8).checked_add(8 * pages_for(count) as u64).and_then(|l| l.checked_add(24));
+        if length != Some(bytes.len() as u64) {
+            return Err(format!("id run meta is {} bytes, not what {count} ids need", bytes.len()).into());
         }
         let bloom_end = 24 + (bloom_bits / 8) as usize;
-        let pages = pages_for(count);
-        if bytes.len() != bloom_end + 8 * pages {
-            return Err(format!("id run meta is {} bytes, not what {count} ids need", bytes.len()));
-        }
         let bloom = Bloom { bits: bytes[24..bloom_end].to_vec() };
         let fences = bytes[bloom_end..].chunks_exact(8).map(be_u64).collect();
         Ok(Meta { count, bloom, fences })
@@ -205,7 +238,7 @@ fn page_name(index: usize) -> String {
 /// Where a run writer puts objects (the host, or only a hasher in `verify`).
 pub trait ObjectSink {
     /// Store an object; its id.
-    fn put(&mut self, kind: ObjectKind, data: Vec<u8>) -> Result<String, String>;
+    fn put(&mut self, kind: ObjectKind, data: Vec<u8>) -> Result<String, RunError>;
 }
 
 /// Writes one run from records given in sorted order, a page at a time.
@@ -235,12 +268,12 @@ impl RunWriter {
     }
 
     /// Add the next record (strictly greater than the previous one).
-    pub fn push(&mut self, record: Record, sink: &mut impl ObjectSink) -> Result<(), String> {
+    pub fn push(&mut self, record: Record, sink: &mut impl ObjectSink) -> Result<(), RunError> {
         if self.previous.is_some_and(|p| p >= record) {
-            return Err(format!("id run {} records are not sorted", self.name.encode()));
+            return Err(format!("id run {} records are not sorted", self.name.encode()).into());
         }
         if record.seq < self.name.first || record.seq > self.name.last {
-            return Err(format!("seq {} is outside id run {}", record.seq, self.name.encode()));
+            return Err(format!("seq {} is outside id run {}", record.seq, self.name.encode()).into());
         }
         self.previous = Some(record);
         if self.page.is_empty() {
@@ -256,7 +289,7 @@ impl RunWriter {
         Ok(())
     }
 
-    fn flush(&mut self, sink: &mut impl ObjectSink) -> Result<(), String> {
+    fn flush(&mut self, sink: &mut impl ObjectSink) -> Result<(), RunError> {
         let data = std::mem::replace(&mut self.page, Vec::with_capacity(PAGE_RECORDS * RECORD_BYTES));
         let id = sink.put(ObjectKind::Blob, data)?;
         self.pages.push((page_name(self.pages.len()), ObjectKind::Blob, id));
@@ -264,14 +297,15 @@ impl RunWriter {
     }
 
     /// Write the last page, the meta blob and the run's tree; the tree's id.
-    pub fn finish(mut self, sink: &mut impl ObjectSink) -> Result<String, String> {
+    pub fn finish(mut self, sink: &mut impl ObjectSink) -> Result<String, RunError> {
         if self.written != self.name.count() {
             return Err(format!(
                 "id run {} got {} records for {} seqs",
                 self.name.encode(),
                 self.written,
                 self.name.count()
-            ));
+            )
+            .into());
         }
         if !self.page.is_empty() {
             self.flush(sink)?;
@@ -289,7 +323,7 @@ pub fn build_run(
     name: RunName,
     mut records: Vec<Record>,
     sink: &mut impl ObjectSink,
-) -> Result<String, String> {
+) -> Result<String, RunError> {
     records.sort_unstable();
     let mut writer = RunWriter::new(name);
     for record in records {
@@ -301,7 +335,7 @@ pub fn build_run(
 /// Read access to stored objects, for readers and merges.
 pub trait ObjectSource {
     /// The bytes of an object of the given kind.
-    fn get(&self, id: &str, kind: ObjectKind) -> Result<Vec<u8>, String>;
+    fn get(&self, id: &str, kind: ObjectKind) -> Result<Vec<u8>, RunError>;
 }
 
 /// An opened run: its bloom and fences in memory, its pages on demand.
@@ -317,27 +351,30 @@ pub struct RunReader {
 
 impl RunReader {
     /// Open the run stored in `tree`, checking its shape.
-    pub fn open(name: RunName, tree: &str, source: &impl ObjectSource) -> Result<RunReader, String> {
+    pub fn open(name: RunName, tree: &str, source: &impl ObjectSource) -> Result<RunReader, RunError> {
         let at = name.encode();
         let entries = decode_tree(&source.get(tree, ObjectKind::Tree)?)?;
         let mut pages = Vec::new();
         let mut meta = None;
         for (entry, is_dir, id) in entries {
             if is_dir {
-                return Err(format!("id run {at} holds a directory {entry:?}"));
+                return Err(format!("id run {at} holds a directory {entry:?}").into());
             } else if entry == META {
                 meta = Some(id);
             } else if entry == page_name(pages.len()) {
                 pages.push(id);
             } else {
-                return Err(format!("id run {at} holds an unexpected entry {entry:?}"));
+                return Err(format!("id run {at} holds an unexpected entry {entry:?}").into());
             }
         }
         let meta_id = meta.ok_or_else(|| format!("id run {at} has no meta"))?;
-        let meta = Meta::decode(&source.get(&meta_id, ObjectKind::Blob)?)
-            .map_err(|e| format!("id run {at}: {e}"))?;
-        if meta.count != name.count() || pages.len() != pages_for(meta.count) {
-            return Err(format!("id run {at} holds {} records in {} pages", meta.count, pages.len()));
+        let meta = match Meta::decode(&source.get(&meta_id, ObjectKind::Blob)?, name.count()) {
+            Ok(meta) => meta,
+            Err(RunError::Damaged(e)) => return Err(format!("id run {at}: {e}").into()),
+            Err(e) => return Err(e),
+        };
+        if pages.len() != pages_for(meta.count) {
+            return Err(format!("id run {at} holds {} records in {} pages", meta.count, pages.len()).into());
         }
         Ok(RunReader { name, tree: tree.to_owned(), meta, pages })
     }
@@ -353,7 +390,7 @@ impl RunReader {
 
     /// The seqs whose id hashes to `hash` (usually none, almost always at
     /// most one).
-    pub fn seqs_of(&self, hash: u64, source: &impl ObjectSource) -> Result<Vec<u64>, String> {
+    pub fn seqs_of(&self, hash: u64, source: &impl ObjectSource) -> Result<Vec<u64>, RunError> {
         if !self.meta.bloom.contains(hash) {
             return Ok(Vec::new());
         }
@@ -367,18 +404,20 @@ impl RunReader {
     }
 
     /// The records of page `index`, checked to lie in the run's range.
-    fn page(&self, index: usize, source: &impl ObjectSource) -> Result<Vec<Record>, String> {
+    fn page(&self, index: usize, source: &impl ObjectSource) -> Result<Vec<Record>, RunError> {
         let bytes = source.get(&self.pages[index], ObjectKind::Blob)?;
         let full = (self.meta.count as usize).saturating_sub(index * PAGE_RECORDS).min(PAGE_RECORDS);
         if bytes.len() != full * RECORD_BYTES {
-            return Err(format!("id run {} page {index} is {} bytes", self.name.encode(), bytes.len()));
+            return Err(format!("id run {} page {index} is {} bytes", self.name.encode(), bytes.len()).into());
         }
         let records: Vec<Record> = bytes
             .chunks_exact(RECORD_BYTES)
             .map(|r| Record { hash: be_u64(&r[..8]), seq: be_u64(&r[8..]) })
             .collect();
         if records.iter().any(|r| r.seq < self.name.first || r.seq > self.name.last) {
-            return Err(format!("id run {} page {index} names a seq outside the run", self.name.encode()));
+            return Err(
+                format!("id run {} page {index} names a seq outside the run", self.name.encode()).into()
+            );
         }
         Ok(records)
     }
@@ -390,12 +429,12 @@ pub fn merge_runs(
     inputs: &[RunReader],
     source: &impl ObjectSource,
     sink: &mut impl ObjectSink,
-) -> Result<(RunName, String), String> {
+) -> Result<(RunName, String), RunError> {
     let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
-        return Err("no id runs to merge".into());
+        return Err("no id runs to merge".to_owned().into());
     };
     if inputs.windows(2).any(|w| w[0].name.last + 1 != w[1].name.first) {
-        return Err("id runs to merge are not adjacent".into());
+        return Err("id runs to merge are not adjacent".to_owned().into());
     }
     let name = RunName { level: first.name.level + 1, first: first.name.first, last: last.name.last };
     let mut writer = RunWriter::new(name);
@@ -434,7 +473,7 @@ mod tests {
     struct Store(RefCell<HashMap<String, (ObjectKind, Vec<u8>)>>);
 
     impl ObjectSink for &Store {
-        fn put(&mut self, kind: ObjectKind, data: Vec<u8>) -> Result<String, String> {
+        fn put(&mut self, kind: ObjectKind, data: Vec<u8>) -> Result<String, RunError> {
             let id = object_id(kind, &data);
             self.0.borrow_mut().insert(id.clone(), (kind, data));
             Ok(id)
@@ -442,10 +481,10 @@ mod tests {
     }
 
     impl ObjectSource for Store {
-        fn get(&self, id: &str, kind: ObjectKind) -> Result<Vec<u8>, String> {
+        fn get(&self, id: &str, kind: ObjectKind) -> Result<Vec<u8>, RunError> {
             match self.0.borrow().get(id) {
                 Some((k, data)) if *k == kind => Ok(data.clone()),
-                _ => Err(format!("no {} {id}", kind.as_str())),
+                _ => Err(RunError::Storage(format!("no {} {id}", kind.as_str()))),
             }
         }
     }
@@ -516,12 +555,18 @@ mod tests {
             assert!(RunName::parse(bad).is_err(), "{bad}");
         }
         let wrong = RunName { level: 0, first: 1, last: 11 };
-        assert!(RunReader::open(wrong, &reader.tree, &store).unwrap_err().contains("records"));
+        assert!(RunReader::open(wrong, &reader.tree, &store).unwrap_err().to_string().contains("records"));
         let name = RunName { level: 0, first: 1, last: 2 };
         let unsorted = [Record { hash: 2, seq: 1 }, Record { hash: 1, seq: 1 }];
         let mut writer = RunWriter::new(name);
         writer.push(unsorted[0], &mut &store).unwrap();
-        assert!(writer.push(unsorted[1], &mut &store).unwrap_err().contains("not sorted"));
-        assert!(Meta::decode(b"DLOGIDS2________________").is_err());
+        assert!(writer.push(unsorted[1], &mut &store).unwrap_err().to_string().contains("not sorted"));
+        assert!(Meta::decode(b"DLOGIDS2________________", 0).is_err());
+        // A count field that would size a huge bloom is refused, not allocated.
+        let mut huge = b"DLOGIDS1".to_vec();
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert!(Meta::decode(&huge, u64::MAX).is_err());
+        assert!(Meta::decode(&huge, 10).unwrap_err().to_string().contains("not 10"));
     }
 }

@@ -425,3 +425,91 @@ fn verify_finds_an_index_or_id_runs_that_belong_to_other_events() {
         }
     });
 }
+
+#[test]
+fn an_index_that_points_at_other_events_never_makes_an_old_id_look_new() {
+    each_host(|h| {
+        let writer = reopen(h, 8);
+        long_history(&writer.space("team"), 40);
+        writer.space("other").append(decide("x", "k", "v")).unwrap();
+        long_history(&writer.space("other"), 39);
+        let (_, _, mine) = checkpoint_tree(h, "team");
+        let (_, _, other) = checkpoint_tree(h, "other");
+        let theirs = other.iter().find(|(n, _, _)| n == "index").unwrap().2;
+        let swapped: Vec<_> = mine
+            .iter()
+            .map(|(n, m, id)| (n.clone(), m.clone(), if n == "index" { theirs } else { *id }))
+            .collect();
+        replace_checkpoint(h, "team", &swapped);
+
+        let cold = reopen(h, 0);
+        let s = cold.space("team");
+        let again = s.append(decide("id-7", "k0", "v")).unwrap();
+        assert!(!again.created, "{}: found by a replay, not appended twice", h.name);
+        assert_eq!(again.event.seq, 8, "{}", h.name);
+        let warnings = cold.take_warnings();
+        assert!(warnings.iter().any(|w| w.contains("replayed")), "{}: {warnings:?}", h.name);
+        assert_eq!(s.head().unwrap().unwrap().seq, 40, "{}: nothing appended", h.name);
+    });
+}
+
+#[test]
+fn a_writer_replaces_a_checkpoint_it_cannot_use_that_appeared_under_it() {
+    each_host(|h| {
+        let writer = reopen(h, 4);
+        let s = writer.space("team");
+        long_history(&s, 12);
+        // Someone puts a checkpoint without an id index in place (an older
+        // dlog, say) while the writer runs.
+        let (_, _, entries) = checkpoint_tree(h, "team");
+        let legacy: Vec<_> = entries.into_iter().filter(|(n, _, _)| n != "ids").collect();
+        replace_checkpoint(h, "team", &legacy);
+        for i in 12..24 {
+            s.append(decide(&format!("id-{i}"), "k", "v")).unwrap();
+        }
+        let (_, text, entries) = checkpoint_tree(h, "team");
+        assert!(text.contains("Dlog-Checkpoint-Seq: 24"), "{}: {text}", h.name);
+        assert!(entries.iter().any(|(n, _, _)| n == "ids"), "{}", h.name);
+        let fresh = reopen(h, 0);
+        assert!(!fresh.space("team").append(decide("id-3", "k3", "v")).unwrap().created);
+        assert!(fresh.take_warnings().is_empty(), "{}", h.name);
+        assert!(fresh.space("team").verify().unwrap().problems.is_empty(), "{}", h.name);
+    });
+}
+
+#[test]
+fn checkpoint_on_demand_replaces_a_checkpoint_whose_id_index_is_damaged() {
+    each_host(|h| {
+        let writer = reopen(h, 0);
+        for space in ["first", "second"] {
+            long_history(&writer.space(space), 20);
+            writer.space(space).checkpoint().unwrap().unwrap();
+            let (_, _, entries) = checkpoint_tree(h, space);
+            let index = entries.iter().find(|(n, _, _)| n == "index").unwrap().2;
+            let damaged: Vec<_> = entries
+                .iter()
+                .map(|(n, m, id)| (n.clone(), m.clone(), if n == "ids" { index } else { *id }))
+                .collect();
+            replace_checkpoint(h, space, &damaged);
+            // The writer still knows the good checkpoint it wrote.
+            writer.space(space).append(decide("id-20", "k", "v")).unwrap();
+        }
+        // The writer's own checkpoint loses the race to the damaged one,
+        // then replaces it.
+        let info = writer.space("first").checkpoint().unwrap();
+        assert_eq!(info.map(|c| c.seq), Some(21), "{}", h.name);
+        // A fresh process meets the damage while writing: it replays, then
+        // starts a new chain.
+        let fresh = reopen(h, 0);
+        let info = fresh.space("second").checkpoint().unwrap();
+        assert_eq!(info.map(|c| c.seq), Some(21), "{}", h.name);
+        let warnings = fresh.take_warnings();
+        assert!(warnings.iter().any(|w| w.contains("replayed")), "{}: {warnings:?}", h.name);
+        for space in ["first", "second"] {
+            let reader = reopen(h, 0);
+            assert!(!reader.space(space).append(decide("id-5", "k5", "v")).unwrap().created);
+            assert!(reader.take_warnings().is_empty(), "{} {space}", h.name);
+            assert!(reader.space(space).verify().unwrap().problems.is_empty(), "{} {space}", h.name);
+        }
+    });
+}

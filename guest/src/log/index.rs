@@ -12,7 +12,7 @@ use crate::checkpoint::{self, IndexEntry};
 use crate::error::Error;
 use crate::gitobj;
 use crate::host::{Host, ObjectKind};
-use crate::idindex::{self, ObjectSink, ObjectSource, Record, RunName, RunReader};
+use crate::idindex::{self, ObjectSink, ObjectSource, Record, RunError, RunName, RunReader};
 
 /// Why an index lookup failed: the index is damaged (the caller can replay
 /// the log instead), or the log itself could not be read.
@@ -27,6 +27,34 @@ pub(super) enum IndexError {
 impl From<Error> for IndexError {
     fn from(e: Error) -> IndexError {
         IndexError::Log(e)
+    }
+}
+
+impl From<RunError> for IndexError {
+    fn from(e: RunError) -> IndexError {
+        match e {
+            RunError::Damaged(m) => IndexError::Damaged(m),
+            RunError::Storage(m) => IndexError::Log(Error::Storage(m)),
+        }
+    }
+}
+
+impl IndexError {
+    /// As a log error: damage is corruption.
+    pub(super) fn into_error(self) -> Error {
+        match self {
+            IndexError::Damaged(m) => Error::Corrupt(m),
+            IndexError::Log(e) => e,
+        }
+    }
+}
+
+/// A read failure as a run sees it: storage failures stay storage failures
+/// (they do not mean the index is damaged), anything else is damage.
+fn run_error(e: Error) -> RunError {
+    match e {
+        Error::Storage(m) => RunError::Storage(m),
+        other => RunError::Damaged(other.to_string()),
     }
 }
 
@@ -60,8 +88,8 @@ impl IndexCache {
 }
 
 impl<H: Host> ObjectSource for Log<H> {
-    fn get(&self, id: &str, kind: ObjectKind) -> Result<Vec<u8>, String> {
-        self.read(id, kind).map_err(|e| e.to_string())
+    fn get(&self, id: &str, kind: ObjectKind) -> Result<Vec<u8>, RunError> {
+        self.read(id, kind).map_err(run_error)
     }
 }
 
@@ -69,9 +97,9 @@ impl<H: Host> ObjectSource for Log<H> {
 struct HostSink<'a, H>(&'a Log<H>);
 
 impl<H: Host> ObjectSink for HostSink<'_, H> {
-    fn put(&mut self, kind: ObjectKind, data: Vec<u8>) -> Result<String, String> {
+    fn put(&mut self, kind: ObjectKind, data: Vec<u8>) -> Result<String, RunError> {
         let id = gitobj::object_id(kind, &data);
-        self.0.write(kind, &data, &id).map_err(|e| e.to_string())?;
+        self.0.write(kind, &data, &id).map_err(run_error)?;
         Ok(id)
     }
 }
@@ -80,7 +108,7 @@ impl<H: Host> ObjectSink for HostSink<'_, H> {
 pub(super) struct HashOnly;
 
 impl ObjectSink for HashOnly {
-    fn put(&mut self, kind: ObjectKind, data: Vec<u8>) -> Result<String, String> {
+    fn put(&mut self, kind: ObjectKind, data: Vec<u8>) -> Result<String, RunError> {
         Ok(gitobj::object_id(kind, &data))
     }
 }
@@ -88,7 +116,7 @@ impl ObjectSink for HashOnly {
 impl<H: Host> Log<H> {
     /// The entries of a tree, as (name, is a directory, id).
     fn tree_entries(&self, tree: &str) -> Result<Vec<(String, bool, String)>, IndexError> {
-        let bytes = self.read(tree, ObjectKind::Tree).map_err(|e| damaged(e.to_string()))?;
+        let bytes = self.get(tree, ObjectKind::Tree)?;
         checkpoint::decode_tree(&bytes).map_err(damaged)
     }
 
@@ -102,7 +130,8 @@ impl<H: Host> Log<H> {
             _ => return Err(Error::Storage(format!("seq {seq} is not in the replica's index")).into()),
         };
         let mut cache = replica.index.borrow_mut();
-        if let Some(entry) = cache.segment.first().and_then(|e| cache.segment.get((seq - e.seq) as usize)) {
+        let cached = cache.segment.first().and_then(|e| cache.segment.get(seq.checked_sub(e.seq)? as usize));
+        if let Some(entry) = cached.filter(|e| e.seq == seq) {
             return Ok(entry.commit.clone());
         }
         if cache.groups.is_none() {
@@ -137,7 +166,7 @@ impl<H: Host> Log<H> {
         let Some((_, blob)) = segments.iter().find(|(last, _)| *last >= seq) else {
             return Err(damaged(format!("no index segment covers seq {seq}")));
         };
-        let bytes = self.read(blob, ObjectKind::Blob).map_err(|e| damaged(e.to_string()))?;
+        let bytes = self.get(blob, ObjectKind::Blob)?;
         let entries = checkpoint::decode_segment(&bytes).map_err(damaged)?;
         let contiguous = entries.windows(2).all(|w| w[1].seq == w[0].seq + 1);
         let entry = entries
@@ -156,10 +185,10 @@ impl<H: Host> Log<H> {
     pub(super) fn stored_at(&self, replica: &Replica, seq: u64) -> Result<Stored, IndexError> {
         let commit = self.seq_commit(replica, seq)?;
         let (event, _) = self.load(&commit)?;
-        if event.seq != seq {
+        if event.seq != seq || event.space != replica.state.space {
             return Err(damaged(format!(
-                "the index says seq {seq} is commit {commit}, which holds seq {}",
-                event.seq
+                "the index says seq {seq} is commit {commit}, which holds seq {} of space {:?}",
+                event.seq, event.space
             )));
         }
         Ok(Stored { event, commit })
@@ -176,9 +205,9 @@ impl<H: Host> Log<H> {
             let listed = self.run_list(&checkpoint.ids_tree, checkpoint.seq)?;
             let mut runs = Vec::with_capacity(listed.len());
             for (name, tree) in listed {
-                match cache.earlier_runs.iter().find(|r| r.tree == tree && r.name == name) {
-                    Some(reader) => runs.push(reader.clone()),
-                    None => runs.push(RunReader::open(name, &tree, self).map_err(damaged)?),
+                match cache.earlier_runs.iter().position(|r| r.tree == tree && r.name == name) {
+                    Some(at) => runs.push(cache.earlier_runs.swap_remove(at)),
+                    None => runs.push(RunReader::open(name, &tree, self)?),
                 }
             }
             cache.earlier_runs.clear();
@@ -223,13 +252,20 @@ impl<H: Host> Log<H> {
         let hash = idindex::id_hash(id);
         let mut candidates = Vec::new();
         for run in self.runs(replica, checkpoint)?.iter().rev() {
-            candidates.extend(run.seqs_of(hash, self).map_err(damaged)?);
+            candidates.extend(run.seqs_of(hash, self)?);
         }
         for seq in candidates {
             let stored = self.stored_at(replica, seq)?;
-            // Another id with the same 64-bit hash: keep looking.
             if stored.event.id == id {
                 return Ok(Some(stored));
+            }
+            // Another id with the same 64-bit hash: keep looking. An id with
+            // another hash means the run or the segment is wrong: never
+            // conclude from it that the id is new.
+            if idindex::id_hash(&stored.event.id) != hash {
+                return Err(damaged(format!(
+                    "the id index names seq {seq} for an id its event does not have"
+                )));
             }
         }
         Ok(None)
@@ -268,23 +304,23 @@ impl<H: Host> Log<H> {
         &self,
         previous: Option<&KnownCheckpoint>,
         entries: &[IndexEntry],
-    ) -> Result<String, String> {
+    ) -> Result<String, IndexError> {
         let mut sink = HostSink(self);
         let mut groups: Vec<TreeEntry> = Vec::new();
         // The group being filled: its name and segments.
         let mut current: Option<(String, Vec<TreeEntry>)> = None;
         if let Some(previous) = previous {
-            let entries = checkpoint::decode_tree(&self.get(&previous.index_tree, ObjectKind::Tree)?)?;
+            let entries = self.tree_entries(&previous.index_tree)?;
             groups = entries.into_iter().map(|(name, _, id)| (name, ObjectKind::Tree, id)).collect();
             groups.sort_by(|a, b| a.0.cmp(&b.0));
             if let Some((name, _, id)) = groups.pop() {
-                let segments = checkpoint::decode_tree(&self.get(&id, ObjectKind::Tree)?)?;
+                let segments = self.tree_entries(&id)?;
                 current =
                     Some((name, segments.into_iter().map(|(n, _, id)| (n, ObjectKind::Blob, id)).collect()));
             }
         }
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-            return Err("an index extension needs events".into());
+            return Err(damaged("an index extension needs events"));
         };
         for (from, to) in checkpoint::segment_ranges(first.seq - 1, last.seq) {
             let lines = &entries[(from - first.seq) as usize..=(to - first.seq) as usize];
@@ -310,7 +346,7 @@ impl<H: Host> Log<H> {
                 sink.put(ObjectKind::Tree, checkpoint::encode_tree(&segments))?,
             ));
         }
-        sink.put(ObjectKind::Tree, checkpoint::encode_tree(&groups))
+        Ok(sink.put(ObjectKind::Tree, checkpoint::encode_tree(&groups))?)
     }
 
     /// The `ids/` tree of a checkpoint: the previous checkpoint's runs plus
@@ -320,13 +356,10 @@ impl<H: Host> Log<H> {
         previous: Option<&KnownCheckpoint>,
         first_seq: u64,
         tail: &[String],
-    ) -> Result<String, String> {
+    ) -> Result<String, IndexError> {
         let mut sink = HostSink(self);
         let mut runs = match previous {
-            Some(p) => self.run_list(&p.ids_tree, p.seq).map_err(|e| match e {
-                IndexError::Damaged(m) => m,
-                IndexError::Log(e) => e.to_string(),
-            })?,
+            Some(p) => self.run_list(&p.ids_tree, p.seq)?,
             None => Vec::new(),
         };
         let last = first_seq + tail.len() as u64 - 1;
@@ -349,7 +382,7 @@ impl<H: Host> Log<H> {
         }
         let entries: Vec<_> =
             runs.into_iter().map(|(name, tree)| (name.encode(), ObjectKind::Tree, tree)).collect();
-        sink.put(ObjectKind::Tree, checkpoint::encode_tree(&entries))
+        Ok(sink.put(ObjectKind::Tree, checkpoint::encode_tree(&entries))?)
     }
 }
 

@@ -13,7 +13,7 @@ mod verify;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use index::Cache;
+use index::{Cache, IndexError};
 
 use crate::checkpoint;
 use crate::error::{Error, Head};
@@ -125,9 +125,6 @@ struct Replica {
     /// The checkpoint ref as last read or written, usable or not: what the
     /// next checkpoint must replace.
     checkpoint_tip: Option<String>,
-    /// The last checkpoint ref value looked at for adoption (so an unusable
-    /// one is examined once, not on every call).
-    examined_tip: Option<String>,
     /// What has been read of the checkpoint's index.
     index: Cache,
 }
@@ -142,7 +139,6 @@ impl Replica {
             ids: HashMap::new(),
             checkpoint: None,
             checkpoint_tip,
-            examined_tip: None,
             index: Cache::default(),
         }
     }
@@ -155,7 +151,6 @@ impl Replica {
             tail_ids: Vec::new(),
             ids: HashMap::new(),
             checkpoint_tip: Some(checkpoint.commit.clone()),
-            examined_tip: None,
             checkpoint: Some(checkpoint),
             index: Cache::default(),
         }
@@ -164,6 +159,9 @@ impl Replica {
     /// Start from `checkpoint` (at a seq this replica has reached): forget
     /// the events it covers.
     fn adopt(&mut self, checkpoint: KnownCheckpoint) {
+        if checkpoint.seq + 1 < self.first_seq {
+            return;
+        }
         let covered = (checkpoint.seq + 1).saturating_sub(self.first_seq) as usize;
         let covered = covered.min(self.commits.len());
         self.commits.drain(..covered);
@@ -432,15 +430,21 @@ impl<H: Host> Log<H> {
         let Ok(Some(tip)) = self.host.read_ref(&checkpoint::checkpoint_ref(&space)) else {
             return;
         };
-        if replica.checkpoint_tip.as_ref() == Some(&tip) || replica.examined_tip.as_ref() == Some(&tip) {
+        if replica.checkpoint_tip.as_ref() == Some(&tip) {
             return;
         }
-        replica.examined_tip = Some(tip.clone());
-        if let Ok((_, checkpoint)) = self.read_checkpoint(&space, &tip)
-            && checkpoint.seq >= replica.first_seq
-            && replica.commit_of(checkpoint.seq) == Some(&checkpoint.event)
-        {
-            replica.adopt(checkpoint);
+        match self.read_checkpoint(&space, &tip) {
+            // Written after our head was read: look again once we reach it.
+            Ok((_, checkpoint)) if checkpoint.seq > replica.state.seq => {}
+            Ok((_, checkpoint))
+                if checkpoint.seq >= replica.first_seq
+                    && replica.commit_of(checkpoint.seq) == Some(&checkpoint.event) =>
+            {
+                replica.adopt(checkpoint);
+            }
+            // Unusable, older than ours, or not on our chain: the next
+            // checkpoint replaces it (and it is not examined again).
+            _ => replica.checkpoint_tip = Some(tip),
         }
     }
 
@@ -509,9 +513,10 @@ impl<H: Host> Log<H> {
         // An unusable previous checkpoint is replaced by a new chain.
         let previous = replica.checkpoint.clone();
         let expected = replica.checkpoint_tip.clone();
-        let index_id = self.write_index(previous.as_ref(), &entries).map_err(Error::Corrupt)?;
-        let ids_id =
-            self.write_runs(previous.as_ref(), last + 1, &replica.tail_ids).map_err(Error::Corrupt)?;
+        let index_id = self.write_index(previous.as_ref(), &entries).map_err(IndexError::into_error)?;
+        let ids_id = self
+            .write_runs(previous.as_ref(), last + 1, &replica.tail_ids)
+            .map_err(IndexError::into_error)?;
         let state_id = gitobj::object_id(ObjectKind::Blob, &state);
         let root = checkpoint::encode_tree(&[
             ("ids".into(), ObjectKind::Tree, ids_id.clone()),
@@ -563,7 +568,35 @@ impl<H: Host> Log<H> {
     pub fn checkpoint(&mut self, space: &str) -> Result<Option<CheckpointInfo>, Error> {
         model::validate_space(space)?;
         self.sync(space)?;
-        self.write_checkpoint(space)
+        let written = match self.write_checkpoint(space) {
+            Err(Error::Corrupt(problem)) => {
+                // The previous checkpoint's index is damaged: replay the log
+                // and write a checkpoint that starts a new chain.
+                self.warn(format!(
+                    "the index of the checkpoint of space {space:?} is unusable ({problem}); replayed the whole log"
+                ));
+                let tip = self.replicas.get(space).and_then(|r| r.checkpoint_tip.clone());
+                self.replicas.insert(space.to_owned(), Replica::new(space, tip));
+                self.sync(space)?;
+                self.write_checkpoint(space)?
+            }
+            other => other?,
+        };
+        if written.is_some() || self.replicas[space].state.head.is_none() {
+            return Ok(written);
+        }
+        // Lost a race on the checkpoint ref: the replica has now adopted the
+        // winner's checkpoint, or knows the ref holds one to replace.
+        self.sync(space)?;
+        if let Some(info) = self.write_checkpoint(space)? {
+            return Ok(Some(info));
+        }
+        let replica = &self.replicas[space];
+        Ok(replica.checkpoint.as_ref().map(|c| CheckpointInfo {
+            seq: c.seq,
+            commit: c.commit.clone(),
+            event: c.event.clone(),
+        }))
     }
 
     /// The epoch this host may write `space` with, or why it may not.

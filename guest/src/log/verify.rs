@@ -278,11 +278,19 @@ impl<H: Host> Log<H> {
         let tree =
             |id: &str| checkpoint::decode_tree(&self.read(id, ObjectKind::Tree).map_err(|e| e.to_string())?);
         let mut segments = Vec::new();
+        // Each group's name must be the first seq its segments cover: readers
+        // find a seq's group by it.
+        let mut group_starts = Vec::new();
         for (name, is_dir, id) in tree(index)? {
             if is_dir {
+                let first = checkpoint::parse_group_name(&name).ok_or(format!("{name:?} is not a group"))?;
+                let mut lowest = None;
                 for (name, is_dir, id) in tree(&id)? {
+                    let last = checkpoint::parse_segment_name(&name).unwrap_or(0);
+                    lowest = lowest.min(Some(last)).or(Some(last));
                     segments.push((name, is_dir, id));
                 }
+                group_starts.push((name, first, lowest));
             } else {
                 segments.push((name, is_dir, id));
             }
@@ -296,7 +304,10 @@ impl<H: Host> Log<H> {
         }
         named.sort();
         let mut next = 1;
+        // The first seq of each segment, by its last.
+        let mut starts_at = HashMap::new();
         for (last, blob) in named {
+            starts_at.insert(last, next);
             let range =
                 checked.entry(blob.clone()).or_insert_with(|| self.verify_segment(&blob, chain)).clone()?;
             if range != (next, last) {
@@ -311,6 +322,12 @@ impl<H: Host> Log<H> {
         }
         if next != seq + 1 {
             return Err(format!("the segments end at seq {}", next - 1));
+        }
+        for (name, first, lowest) in group_starts {
+            let starts = lowest.and_then(|last| starts_at.get(&last)).copied();
+            if starts != Some(first) {
+                return Err(format!("group {name} does not start at seq {first}"));
+            }
         }
         Ok(())
     }

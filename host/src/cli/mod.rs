@@ -96,7 +96,7 @@ enum Command {
     Show(read::ShowArgs),
     /// List the spaces in the repository.
     Spaces,
-    /// Store the fold of spaces now, so readers start there instead of replaying.
+    /// Store the fold and the index of event ids and commits now, so readers and writers start there instead of replaying.
     Checkpoint(maintain::CheckpointArgs),
     /// Re-walk spaces and check every invariant of their chains (and checkpoints).
     Verify(maintain::VerifyArgs),
