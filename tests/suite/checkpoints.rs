@@ -204,6 +204,11 @@ fn checkpoint_tree(h: &TestHost, space: &str) -> (ObjectId, String, Vec<Entry>) 
     (commit, text, entries)
 }
 
+/// `entries` with the entry `name` pointing at `id` instead.
+fn with_entry(entries: &[Entry], name: &str, id: ObjectId) -> Vec<Entry> {
+    entries.iter().map(|(n, m, old)| (n.clone(), m.clone(), if n == name { id } else { *old })).collect()
+}
+
 /// Replace the space's checkpoint by one whose tree has `entries`.
 fn replace_checkpoint(h: &TestHost, space: &str, entries: &[Entry]) {
     let backend = h.log.backend();
@@ -285,10 +290,7 @@ fn a_damaged_id_index_is_replaced_by_a_replay_with_a_warning_and_verify_reports_
         let (_, _, entries) = checkpoint_tree(h, "team");
         // Point `ids` at the index tree: not a list of runs.
         let index = entries.iter().find(|(n, _, _)| n == "index").unwrap().2;
-        let damaged: Vec<_> = entries
-            .iter()
-            .map(|(n, m, id)| (n.clone(), m.clone(), if n == "ids" { index } else { *id }))
-            .collect();
+        let damaged = with_entry(&entries, "ids", index);
         replace_checkpoint(h, "team", &damaged);
 
         let cold = reopen(h, 4);
@@ -394,22 +396,25 @@ fn a_reader_that_falls_far_behind_follows_the_writers_checkpoints_and_still_find
     });
 }
 
+/// Spaces "team" and "other", 40 events each, checkpointed every 8: the
+/// same ids, one seq later in "other", so their indexes and runs differ.
+fn team_and_other(h: &TestHost) -> decision_log::Log {
+    let writer = reopen(h, 8);
+    long_history(&writer.space("team"), 40);
+    writer.space("other").append(decide("x", "k", "v")).unwrap();
+    long_history(&writer.space("other"), 39);
+    writer
+}
+
 #[test]
 fn verify_finds_an_index_or_id_runs_that_belong_to_other_events() {
     each_host(|h| {
-        let writer = reopen(h, 8);
-        long_history(&writer.space("team"), 40);
-        // The same ids one seq later: the other space's runs differ.
-        writer.space("other").append(decide("x", "k", "v")).unwrap();
-        long_history(&writer.space("other"), 39);
+        let writer = team_and_other(h);
         let (_, _, other) = checkpoint_tree(h, "other");
         for part in ["index", "ids"] {
             let (_, _, mine) = checkpoint_tree(h, "team");
             let theirs = other.iter().find(|(n, _, _)| n == part).unwrap().2;
-            let swapped: Vec<_> = mine
-                .iter()
-                .map(|(n, m, id)| (n.clone(), m.clone(), if n == part { theirs } else { *id }))
-                .collect();
+            let swapped = with_entry(&mine, part, theirs);
             replace_checkpoint(h, "team", &swapped);
             let report = writer.space("team").verify().unwrap();
             let expected =
@@ -429,17 +434,11 @@ fn verify_finds_an_index_or_id_runs_that_belong_to_other_events() {
 #[test]
 fn an_index_that_points_at_other_events_never_makes_an_old_id_look_new() {
     each_host(|h| {
-        let writer = reopen(h, 8);
-        long_history(&writer.space("team"), 40);
-        writer.space("other").append(decide("x", "k", "v")).unwrap();
-        long_history(&writer.space("other"), 39);
+        team_and_other(h);
         let (_, _, mine) = checkpoint_tree(h, "team");
         let (_, _, other) = checkpoint_tree(h, "other");
         let theirs = other.iter().find(|(n, _, _)| n == "index").unwrap().2;
-        let swapped: Vec<_> = mine
-            .iter()
-            .map(|(n, m, id)| (n.clone(), m.clone(), if n == "index" { theirs } else { *id }))
-            .collect();
+        let swapped = with_entry(&mine, "index", theirs);
         replace_checkpoint(h, "team", &swapped);
 
         let cold = reopen(h, 0);
@@ -486,10 +485,7 @@ fn checkpoint_on_demand_replaces_a_checkpoint_whose_id_index_is_damaged() {
             writer.space(space).checkpoint().unwrap().unwrap();
             let (_, _, entries) = checkpoint_tree(h, space);
             let index = entries.iter().find(|(n, _, _)| n == "index").unwrap().2;
-            let damaged: Vec<_> = entries
-                .iter()
-                .map(|(n, m, id)| (n.clone(), m.clone(), if n == "ids" { index } else { *id }))
-                .collect();
+            let damaged = with_entry(&entries, "ids", index);
             replace_checkpoint(h, space, &damaged);
             // The writer still knows the good checkpoint it wrote.
             writer.space(space).append(decide("id-20", "k", "v")).unwrap();
