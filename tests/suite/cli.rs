@@ -386,6 +386,24 @@ fn four_writer_processes_appending_a_hundred_times_each_make_one_linear_log() {
 }
 
 #[test]
+fn writer_processes_checkpointing_as_they_race_leave_an_index_that_finds_every_id() {
+    let repo = Repo::new();
+    // A checkpoint every 8 events: the four processes race for the
+    // checkpoint ref too, and their id runs merge as they go.
+    let first = run_writers_with(&repo, "shared", 4, 40, &["--checkpoint-every", "8"]);
+    assert!(first.is_empty(), "no warnings: {first}");
+    let tree = git(&repo.path, &["ls-tree", "--name-only", "refs/dlog/checkpoints/shared^{tree}"]);
+    assert_eq!(tree.lines().collect::<Vec<_>>(), ["ids", "index", "state.json"]);
+    // Every intent again, from new processes: each is found, none appended.
+    let again = run_writers_with(&repo, "shared", 4, 40, &["--checkpoint-every", "8"]);
+    assert!(again.is_empty(), "no warnings: {again}");
+    let events = repo.ok(&["--json", "events", "shared"]);
+    assert_eq!(events.lines().count(), 160, "resends appended nothing");
+    assert!(repo.ok(&["verify"]).contains("shared: ok, 160 events"));
+    git(&repo.path, &["fsck", "--strict", "--no-dangling"]);
+}
+
+#[test]
 fn the_compiled_component_is_cached_per_user_and_a_damaged_entry_is_rebuilt() {
     let repo = Repo::new();
     let dir = tempfile::tempdir().unwrap();
@@ -420,6 +438,12 @@ fn the_compiled_component_is_cached_per_user_and_a_damaged_entry_is_rebuilt() {
 /// Run `writers` processes at once, each appending `each` intents to `space`
 /// one by one (`append --each`), and wait until all succeeded.
 pub fn run_writers(repo: &Repo, space: &str, writers: usize, each: usize) {
+    run_writers_with(repo, space, writers, each, &[]);
+}
+
+/// [`run_writers`] with more global flags for each `dlog`; what the writers
+/// printed on stderr.
+pub fn run_writers_with(repo: &Repo, space: &str, writers: usize, each: usize, flags: &[&str]) -> String {
     let dir = repo.path.parent().unwrap().to_path_buf();
     let children: Vec<_> = (0..writers)
         .map(|w| {
@@ -433,7 +457,9 @@ pub fn run_writers(repo: &Repo, space: &str, writers: usize, each: usize) {
                 .collect();
             std::fs::write(&file, lines).unwrap();
             Command::new(DLOG)
-                .args(["--repo", repo.path.to_str().unwrap(), "append", space, "--each", "--intent", file.to_str().unwrap()])
+                .args(["--repo", repo.path.to_str().unwrap()])
+                .args(flags)
+                .args(["append", space, "--each", "--intent", file.to_str().unwrap()])
                 .env("DLOG_ACTOR", format!("writer-{w}"))
                 .env("DLOG_IDENTITY", format!("writer-{w}"))
                 .stdout(Stdio::null())
@@ -442,8 +468,11 @@ pub fn run_writers(repo: &Repo, space: &str, writers: usize, each: usize) {
                 .unwrap()
         })
         .collect();
+    let mut stderr = String::new();
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        stderr.push_str(&String::from_utf8_lossy(&out.stderr));
     }
+    stderr
 }
