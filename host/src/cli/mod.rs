@@ -99,6 +99,14 @@ enum Command {
     /// Store the fold and the index of event ids and commits now, so readers and writers start there instead of replaying.
     Checkpoint(maintain::CheckpointArgs),
     /// Re-walk spaces and check every invariant of their chains (and checkpoints).
+    ///
+    /// Checks every object's id, every event's bytes against its encoding,
+    /// contiguous seqs, non-decreasing epochs and times, unique ids, that the
+    /// fold applies, and every checkpoint's state, index segments and id runs
+    /// against the chain. It reads every event once (about 26 s per million
+    /// events on the reference machine, in under 100 MiB per million); on a terminal
+    /// it reports each space as it starts and finishes. Exit code 7 when
+    /// anything is off, with one line per problem.
     Verify(maintain::VerifyArgs),
     /// Write a space's events as JSON Lines (one canonical event per line).
     Export(maintain::ExportArgs),
@@ -140,7 +148,14 @@ impl Context {
 
     /// Open the log of the repository given or found from the current directory.
     pub(crate) fn open(&self) -> Result<Log, Error> {
-        let log = Log::open(&self.start()?, self.options())?;
+        self.open_with(|_| {})
+    }
+
+    /// [`Context::open`] with options adjusted for one command.
+    pub(crate) fn open_with(&self, adjust: impl FnOnce(&mut crate::Options)) -> Result<Log, Error> {
+        let mut options = self.options();
+        adjust(&mut options);
+        let log = Log::open(&self.start()?, options)?;
         self.opened.borrow_mut().push(log.clone());
         Ok(log)
     }
