@@ -123,7 +123,7 @@ impl<H: Host> Log<H> {
     /// The commit of `seq`, from the replica's tail or its checkpoint's index.
     pub(super) fn seq_commit(&self, replica: &Replica, seq: u64) -> Result<String, IndexError> {
         if let Some(commit) = replica.commit_of(seq) {
-            return Ok(commit.clone());
+            return Ok(commit);
         }
         let checkpoint = match &replica.checkpoint {
             Some(c) if seq >= 1 && seq <= c.seq => c,

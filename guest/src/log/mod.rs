@@ -114,10 +114,9 @@ struct Replica {
     state: State,
     /// The seq of `commits[0]`: one past the checkpoint's.
     first_seq: u64,
-    /// The commit of every seq after the checkpoint.
-    commits: Vec<String>,
-    /// The id of every seq after the checkpoint: the next checkpoint's run.
-    tail_ids: Vec<String>,
+    /// The commit of every seq after the checkpoint, as bytes (a replay
+    /// without a checkpoint holds one per event).
+    commits: Vec<[u8; 20]>,
     /// The seq of every id after the checkpoint.
     ids: HashMap<String, u64>,
     /// The latest usable checkpoint (none: `commits` start at seq 1).
@@ -135,7 +134,6 @@ impl Replica {
             state: State::new(space),
             first_seq: 1,
             commits: Vec::new(),
-            tail_ids: Vec::new(),
             ids: HashMap::new(),
             checkpoint: None,
             checkpoint_tip,
@@ -148,7 +146,6 @@ impl Replica {
             first_seq: state.seq + 1,
             state,
             commits: Vec::new(),
-            tail_ids: Vec::new(),
             ids: HashMap::new(),
             checkpoint_tip: Some(checkpoint.commit.clone()),
             checkpoint: Some(checkpoint),
@@ -165,27 +162,30 @@ impl Replica {
         let covered = (checkpoint.seq + 1).saturating_sub(self.first_seq) as usize;
         let covered = covered.min(self.commits.len());
         self.commits.drain(..covered);
-        for id in self.tail_ids.drain(..covered) {
-            self.ids.remove(&id);
-        }
+        self.ids.retain(|_, seq| *seq > checkpoint.seq);
         self.first_seq = checkpoint.seq + 1;
         self.checkpoint_tip = Some(checkpoint.commit.clone());
         self.checkpoint = Some(checkpoint);
         self.index.get_mut().reset();
         self.commits.shrink_to_fit();
-        self.tail_ids.shrink_to_fit();
         self.ids.shrink_to_fit();
     }
 
     /// Record a stored event as the new head of the tail.
     fn remember(&mut self, id: &str, seq: u64, commit: &str) {
         self.ids.insert(id.to_owned(), seq);
-        self.commits.push(commit.to_owned());
-        self.tail_ids.push(id.to_owned());
+        self.commits.push(gitobj::hex_to_bytes(commit).unwrap_or_default());
     }
 
-    fn commit_of(&self, seq: u64) -> Option<&String> {
-        seq.checked_sub(self.first_seq).and_then(|i| self.commits.get(i as usize))
+    fn commit_of(&self, seq: u64) -> Option<String> {
+        seq.checked_sub(self.first_seq).and_then(|i| self.commits.get(i as usize)).map(|c| gitobj::to_hex(c))
+    }
+
+    /// The ids of the events after the checkpoint, in seq order.
+    fn tail_ids(&self) -> Vec<String> {
+        let mut ids: Vec<(u64, &String)> = self.ids.iter().map(|(id, seq)| (*seq, id)).collect();
+        ids.sort_unstable();
+        ids.into_iter().map(|(_, id)| id.clone()).collect()
     }
 
     fn checkpoint_seq(&self) -> u64 {
@@ -367,9 +367,9 @@ impl<H: Host> Log<H> {
         };
         if replica.state.head != head {
             // Walk back to what the replica knows, keeping only the ids of
-            // each commit and tree (memory: ~100 bytes per event, not the
-            // events), then load and apply the events oldest first.
-            let mut tail = Vec::new();
+            // each commit and tree (40 bytes per event, not the events),
+            // then load and apply the events oldest first.
+            let mut tail: Vec<([u8; 20], [u8; 20])> = Vec::new();
             let mut cursor = head;
             let mut reached_known = false;
             while let Some(commit) = cursor {
@@ -378,7 +378,8 @@ impl<H: Host> Log<H> {
                     break;
                 }
                 let links = self.links(&commit)?;
-                tail.push((commit, links.tree));
+                let as_bytes = |id: &str| gitobj::hex_to_bytes(id).unwrap_or_default();
+                tail.push((as_bytes(&commit), as_bytes(&links.tree)));
                 cursor = links.parent;
             }
             if !reached_known {
@@ -392,8 +393,9 @@ impl<H: Host> Log<H> {
                 replica = Replica::new(space, replica.checkpoint_tip.clone());
             }
             for (commit, tree) in tail.iter().rev() {
-                let event = self.load_tree(commit, tree)?;
-                replica.push(&event, commit)?;
+                let commit = gitobj::to_hex(commit);
+                let event = self.load_tree(&commit, &gitobj::to_hex(tree))?;
+                replica.push(&event, &commit)?;
             }
         }
         let every = self.settings.checkpoint_every.max(DEFAULT_CHECKPOINT_EVERY);
@@ -438,7 +440,7 @@ impl<H: Host> Log<H> {
             Ok((_, checkpoint)) if checkpoint.seq > replica.state.seq => {}
             Ok((_, checkpoint))
                 if checkpoint.seq >= replica.first_seq
-                    && replica.commit_of(checkpoint.seq) == Some(&checkpoint.event) =>
+                    && replica.commit_of(checkpoint.seq).as_ref() == Some(&checkpoint.event) =>
             {
                 replica.adopt(checkpoint);
             }
@@ -504,9 +506,14 @@ impl<H: Host> Log<H> {
                 "the replica of space {space:?} does not hold the events since its checkpoint"
             )));
         }
+        let tail_ids = replica.tail_ids();
         let entries: Vec<checkpoint::IndexEntry> = (last + 1..=seq)
-            .zip(replica.commits.iter().zip(&replica.tail_ids))
-            .map(|(seq, (commit, id))| checkpoint::IndexEntry { seq, commit: commit.clone(), id: id.clone() })
+            .zip(replica.commits.iter().zip(&tail_ids))
+            .map(|(seq, (commit, id))| checkpoint::IndexEntry {
+                seq,
+                commit: gitobj::to_hex(commit),
+                id: id.clone(),
+            })
             .collect();
         let state = replica.state.canonical().into_bytes();
         let at_ms = replica.state.at_ms;
@@ -514,9 +521,8 @@ impl<H: Host> Log<H> {
         let previous = replica.checkpoint.clone();
         let expected = replica.checkpoint_tip.clone();
         let index_id = self.write_index(previous.as_ref(), &entries).map_err(IndexError::into_error)?;
-        let ids_id = self
-            .write_runs(previous.as_ref(), last + 1, &replica.tail_ids)
-            .map_err(IndexError::into_error)?;
+        let ids_id =
+            self.write_runs(previous.as_ref(), last + 1, &tail_ids).map_err(IndexError::into_error)?;
         let state_id = gitobj::object_id(ObjectKind::Blob, &state);
         let root = checkpoint::encode_tree(&[
             ("ids".into(), ObjectKind::Tree, ids_id.clone()),
