@@ -225,6 +225,10 @@ impl Replica {
 /// How often a checkpoint is written unless configured otherwise.
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 512;
 
+/// A catch-up of more than this many checkpoint intervals writes
+/// checkpoints as it goes (every 65,536 events by default).
+pub const REPLAY_CHECKPOINT_FACTOR: u64 = 128;
+
 /// Tuning of a [`Log`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -392,10 +396,43 @@ impl<H: Host> Log<H> {
                 // Not a descendant of what we knew (or nothing known): start over.
                 replica = Replica::new(space, replica.checkpoint_tip.clone());
             }
+            if tail.len() as u64 > 4 * self.settings.checkpoint_every.max(DEFAULT_CHECKPOINT_EVERY) {
+                // A long way behind: start from the latest checkpoint if its
+                // event is on the way, instead of replaying up to it.
+                if let Some((from, at)) = self.checkpoint_within(space, &replica, &tail) {
+                    replica = from;
+                    tail.truncate(at);
+                }
+            }
+            let every = self.settings.checkpoint_every.saturating_mul(REPLAY_CHECKPOINT_FACTOR);
+            let mut checkpointing = every > 0;
             for (commit, tree) in tail.iter().rev() {
                 let commit = gitobj::to_hex(commit);
                 let event = self.load_tree(&commit, &gitobj::to_hex(tree))?;
                 replica.push(&event, &commit)?;
+                if checkpointing && replica.commits.len() as u64 >= every {
+                    // A long catch-up (a replay with no usable checkpoint, or
+                    // a reader far behind) checkpoints as it goes, so that
+                    // its memory stays bounded whatever the log's length.
+                    self.replicas.insert(space.to_owned(), replica);
+                    let written = self.write_checkpoint(space);
+                    replica = self
+                        .replicas
+                        .remove(space)
+                        .ok_or_else(|| Error::Storage("replica vanished".into()))?;
+                    match written {
+                        Ok(Some(_)) => {}
+                        // Another process's checkpoint is in the way: stop
+                        // trying for this catch-up.
+                        Ok(None) => checkpointing = false,
+                        Err(e) => {
+                            self.warn(format!(
+                                "could not write a checkpoint of space {space:?} while reading it: {e}"
+                            ));
+                            checkpointing = false;
+                        }
+                    }
+                }
             }
         }
         let every = self.settings.checkpoint_every.max(DEFAULT_CHECKPOINT_EVERY);
@@ -423,6 +460,25 @@ impl<H: Host> Log<H> {
                 Replica::new(space, Some(tip))
             }
         })
+    }
+
+    /// The space's latest checkpoint as a replica, if it is newer than
+    /// `replica`'s and its event is one of `tail` (commit and tree ids,
+    /// newest first); with the number of `tail` entries newer than it.
+    fn checkpoint_within(
+        &self,
+        space: &str,
+        replica: &Replica,
+        tail: &[([u8; 20], [u8; 20])],
+    ) -> Option<(Replica, usize)> {
+        let tip = self.host.read_ref(&checkpoint::checkpoint_ref(space)).ok()??;
+        if replica.checkpoint_tip.as_ref() == Some(&tip) {
+            return None;
+        }
+        let (state, checkpoint) = self.read_checkpoint(space, &tip).ok()?;
+        let event = gitobj::hex_to_bytes(&checkpoint.event)?;
+        let at = tail.iter().position(|(commit, _)| *commit == event)?;
+        Some((Replica::from_checkpoint(state, checkpoint), at))
     }
 
     /// Start from the space's latest checkpoint if it is usable and within
