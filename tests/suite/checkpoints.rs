@@ -561,3 +561,61 @@ fn a_reader_far_behind_starts_from_the_writers_checkpoint_instead_of_replaying()
         assert!(reader.take_warnings().is_empty(), "{}", h.name);
     });
 }
+
+#[test]
+fn verify_still_checks_every_event_when_the_checkpoint_chain_is_broken() {
+    each_host(|h| {
+        let writer = reopen(h, 0);
+        long_history(&writer.space("team"), 6);
+        writer.space("team").checkpoint().unwrap().unwrap();
+        let backend = h.log.backend();
+        // The checkpoint ref names an event commit (no checkpoint trailers),
+        // and another tool rewrites the head's message.
+        let head = ObjectId::from_hex(&writer.space("team").head().unwrap().unwrap().commit).unwrap();
+        let old_checkpoint = backend.list_refs("refs/dlog/checkpoints/team").unwrap()[0].1;
+        backend.compare_and_swap("refs/dlog/checkpoints/team", Some(&old_checkpoint), &head).unwrap();
+        let (_, bytes) = backend.read_object(&head).unwrap().unwrap();
+        let forged = String::from_utf8(bytes).unwrap().replace("decide k5: v", "decide k5: w");
+        let new = backend.write_object(ObjectKind::Commit, forged.as_bytes()).unwrap();
+        backend.compare_and_swap("refs/dlog/spaces/team", Some(&head), &new).unwrap();
+        let report = reopen(h, 0).space("team").verify().unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains("checkpoint commit")),
+            "{}: {:?}",
+            h.name,
+            report.problems
+        );
+        assert!(
+            report.problems.iter().any(|p| p.contains("is not the encoding of its event")),
+            "{}: {:?}",
+            h.name,
+            report.problems
+        );
+    });
+}
+
+#[test]
+fn a_replay_that_loses_a_checkpoint_race_starts_from_the_winners_checkpoint() {
+    each_host(|h| {
+        let counting = Arc::new(Counting(h.log.backend().clone(), AtomicUsize::new(0)));
+        let options =
+            decision_log::Options { checkpoint_every: 4, clock: h.clock.clone(), ..Default::default() }
+                .sole_writer(h.authority.clone());
+        let late = decision_log::Log::with_backend(counting.clone(), options).unwrap();
+        let writer = reopen(h, 0);
+        writer.space("team").append(decide("first", "k", "v")).unwrap();
+        assert_eq!(late.space("team").head().unwrap().unwrap().seq, 1);
+        batched_history(&writer.space("team"), 1099);
+        // Another reader replays first and checkpoints at 512 and 1024.
+        reopen(h, 4).space("team").fold().unwrap();
+        counting.1.store(0, Ordering::SeqCst);
+        // The late one checkpoints at 512 too, loses, and jumps to 1024.
+        assert_eq!(late.space("team").fold().unwrap(), writer.space("team").fold().unwrap(), "{}", h.name);
+        let reads = counting.1.load(Ordering::SeqCst);
+        // 1,099 commits walked back; a replay of all of them would read
+        // 2,198 more objects, the jump skips 512 events (1,024 reads).
+        assert!(reads < 1099 + 2198 - 800, "{}: {reads} object reads", h.name);
+        assert!(late.take_warnings().is_empty(), "{}", h.name);
+        assert!(!late.space("team").append(decide("id-3", "k3", "v")).unwrap().created, "{}", h.name);
+    });
+}

@@ -350,12 +350,13 @@ impl<H: Host> Log<H> {
     }
 
     /// The `ids/` tree of a checkpoint: the previous checkpoint's runs plus
-    /// one for `tail` (the ids of the seqs after it), merged as the plan says.
+    /// one for `tail` (the hashes of the ids of the seqs after it, in seq
+    /// order), merged as the plan says.
     pub(super) fn write_runs(
         &self,
         previous: Option<&KnownCheckpoint>,
         first_seq: u64,
-        tail: &[String],
+        tail: &[u64],
     ) -> Result<String, IndexError> {
         let mut sink = HostSink(self);
         let mut runs = match previous {
@@ -364,11 +365,7 @@ impl<H: Host> Log<H> {
         };
         let last = first_seq + tail.len() as u64 - 1;
         let name = RunName { level: 0, first: first_seq, last };
-        let records = tail
-            .iter()
-            .zip(first_seq..)
-            .map(|(id, seq)| Record { hash: idindex::id_hash(id), seq })
-            .collect();
+        let records = tail.iter().zip(first_seq..).map(|(&hash, seq)| Record { hash, seq }).collect();
         runs.push((name, idindex::build_run(name, records, &mut sink)?));
         let levels = |runs: &[(RunName, String)]| runs.iter().map(|(r, _)| r.level).collect::<Vec<_>>();
         while let Some(start) = idindex::merge_plan(&levels(&runs)) {

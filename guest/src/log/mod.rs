@@ -172,9 +172,12 @@ impl Replica {
     }
 
     /// Record a stored event as the new head of the tail.
-    fn remember(&mut self, id: &str, seq: u64, commit: &str) {
+    fn remember(&mut self, id: &str, seq: u64, commit: &str) -> Result<(), Error> {
+        let bytes = gitobj::hex_to_bytes(commit)
+            .ok_or_else(|| Error::corrupt(format!("{commit:?} is not a commit id")))?;
         self.ids.insert(id.to_owned(), seq);
-        self.commits.push(gitobj::hex_to_bytes(commit).unwrap_or_default());
+        self.commits.push(bytes);
+        Ok(())
     }
 
     fn commit_of(&self, seq: u64) -> Option<String> {
@@ -182,10 +185,10 @@ impl Replica {
     }
 
     /// The ids of the events after the checkpoint, in seq order.
-    fn tail_ids(&self) -> Vec<String> {
+    fn tail_ids(&self) -> Vec<&String> {
         let mut ids: Vec<(u64, &String)> = self.ids.iter().map(|(id, seq)| (*seq, id)).collect();
         ids.sort_unstable();
-        ids.into_iter().map(|(_, id)| id.clone()).collect()
+        ids.into_iter().map(|(_, id)| id).collect()
     }
 
     fn checkpoint_seq(&self) -> u64 {
@@ -217,8 +220,7 @@ impl Replica {
             Error::Corrupt(m) => Error::Corrupt(m),
             other => Error::corrupt(format!("event seq {} does not apply: {other}", event.seq)),
         })?;
-        self.remember(&event.id, event.seq, commit);
-        Ok(())
+        self.remember(&event.id, event.seq, commit)
     }
 }
 
@@ -382,8 +384,11 @@ impl<H: Host> Log<H> {
                     break;
                 }
                 let links = self.links(&commit)?;
-                let as_bytes = |id: &str| gitobj::hex_to_bytes(id).unwrap_or_default();
-                tail.push((as_bytes(&commit), as_bytes(&links.tree)));
+                let as_bytes = |id: &str| {
+                    gitobj::hex_to_bytes(id)
+                        .ok_or_else(|| Error::corrupt(format!("{id:?} is not an object id")))
+                };
+                tail.push((as_bytes(&commit)?, as_bytes(&links.tree)?));
                 cursor = links.parent;
             }
             if !reached_known {
@@ -396,7 +401,9 @@ impl<H: Host> Log<H> {
                 // Not a descendant of what we knew (or nothing known): start over.
                 replica = Replica::new(space, replica.checkpoint_tip.clone());
             }
-            if tail.len() as u64 > 4 * self.settings.checkpoint_every.max(DEFAULT_CHECKPOINT_EVERY) {
+            if tail.len() as u64
+                > self.settings.checkpoint_every.max(DEFAULT_CHECKPOINT_EVERY).saturating_mul(4)
+            {
                 // A long way behind: start from the latest checkpoint if its
                 // event is on the way, instead of replaying up to it.
                 if let Some((from, at)) = self.checkpoint_within(space, &replica, &tail) {
@@ -404,39 +411,60 @@ impl<H: Host> Log<H> {
                     tail.truncate(at);
                 }
             }
+            // A long catch-up (a replay with no usable checkpoint, or a
+            // reader far behind) checkpoints at each multiple of `every` it
+            // passes while it holds that many events, so that its memory
+            // stays bounded whatever the log's length; the multiples make
+            // where checkpoints fall independent of where it started.
             let every = self.settings.checkpoint_every.saturating_mul(REPLAY_CHECKPOINT_FACTOR);
-            let mut checkpointing = every > 0;
-            for (commit, tree) in tail.iter().rev() {
+            let mut retry_from = 0;
+            let mut warned = false;
+            let mut next = tail.len();
+            while next > 0 {
+                next -= 1;
+                let (commit, tree) = &tail[next];
                 let commit = gitobj::to_hex(commit);
                 let event = self.load_tree(&commit, &gitobj::to_hex(tree))?;
                 replica.push(&event, &commit)?;
-                if checkpointing && replica.commits.len() as u64 >= every {
-                    // A long catch-up (a replay with no usable checkpoint, or
-                    // a reader far behind) checkpoints as it goes, so that
-                    // its memory stays bounded whatever the log's length.
-                    self.replicas.insert(space.to_owned(), replica);
-                    let written = self.write_checkpoint(space);
-                    replica = self
-                        .replicas
-                        .remove(space)
-                        .ok_or_else(|| Error::Storage("replica vanished".into()))?;
-                    match written {
-                        Ok(Some(_)) => {}
-                        // Another process's checkpoint is in the way: stop
-                        // trying for this catch-up.
-                        Ok(None) => checkpointing = false,
-                        Err(e) => {
+                let seq = replica.state.seq;
+                if every == 0
+                    || seq % every != 0
+                    || (replica.commits.len() as u64) < every
+                    || seq < retry_from
+                {
+                    continue;
+                }
+                self.replicas.insert(space.to_owned(), replica);
+                let written = self.write_checkpoint(space);
+                replica =
+                    self.replicas.remove(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
+                match written {
+                    Ok(Some(_)) => {}
+                    // Lost a race: the winner was adopted (the tail is short
+                    // again), or is ahead on the way (start from it), or is
+                    // to be replaced by the next attempt.
+                    Ok(None) if (replica.commits.len() as u64) < every => {}
+                    Ok(None) => match self.checkpoint_within(space, &replica, &tail[..next]) {
+                        Some((from, at)) => {
+                            replica = from;
+                            next = at;
+                        }
+                        None => retry_from = seq.saturating_add(every),
+                    },
+                    Err(e) => {
+                        if !warned {
                             self.warn(format!(
                                 "could not write a checkpoint of space {space:?} while reading it: {e}"
                             ));
-                            checkpointing = false;
+                            warned = true;
                         }
+                        retry_from = seq.saturating_add(every);
                     }
                 }
             }
         }
         let every = self.settings.checkpoint_every.max(DEFAULT_CHECKPOINT_EVERY);
-        if replica.commits.len() as u64 > 4 * every {
+        if replica.commits.len() as u64 > every.saturating_mul(4) {
             // Another process appends and checkpoints: follow its
             // checkpoints so that this replica's tail stays short.
             self.adopt_latest_checkpoint(&mut replica);
@@ -453,7 +481,13 @@ impl<H: Host> Log<H> {
         };
         Ok(match self.read_checkpoint(space, &tip) {
             Ok((state, checkpoint)) => Replica::from_checkpoint(state, checkpoint),
-            Err(problem) => {
+            // Reading failed: that says nothing about the checkpoint.
+            Err(e @ Error::Storage(_)) => return Err(e),
+            Err(e) => {
+                let problem = match e {
+                    Error::Corrupt(m) => m,
+                    other => other.to_string(),
+                };
                 self.warn(format!(
                     "the checkpoint of space {space:?} is unusable ({problem}); replayed the whole log"
                 ));
@@ -500,6 +534,8 @@ impl<H: Host> Log<H> {
             {
                 replica.adopt(checkpoint);
             }
+            // Could not be read now: look again later.
+            Err(Error::Storage(_)) => {}
             // Unusable, older than ours, or not on our chain: the next
             // checkpoint replaces it (and it is not examined again).
             _ => replica.checkpoint_tip = Some(tip),
@@ -507,36 +543,44 @@ impl<H: Host> Log<H> {
     }
 
     /// The checkpoint `commit` of `space`, checked against itself and the event it names.
-    fn read_checkpoint(&self, space: &str, commit: &str) -> Result<(State, KnownCheckpoint), String> {
+    /// A storage failure is returned as such; anything that makes the
+    /// checkpoint unusable is [`Error::Corrupt`] with the reason.
+    fn read_checkpoint(&self, space: &str, commit: &str) -> Result<(State, KnownCheckpoint), Error> {
         let commit = commit.to_owned();
         let header =
-            checkpoint::decode_commit(&self.read(&commit, ObjectKind::Commit).map_err(|e| e.to_string())?)?;
+            checkpoint::decode_commit(&self.read(&commit, ObjectKind::Commit)?).map_err(Error::Corrupt)?;
         if header.space != space {
-            return Err(format!("it belongs to space {:?}", header.space));
+            return Err(Error::corrupt(format!("it belongs to space {:?}", header.space)));
         }
         let entries =
-            checkpoint::decode_tree(&self.read(&header.tree, ObjectKind::Tree).map_err(|e| e.to_string())?)?;
+            checkpoint::decode_tree(&self.read(&header.tree, ObjectKind::Tree)?).map_err(Error::Corrupt)?;
         let find = |name: &str, dir: bool| {
             entries.iter().find(|(n, d, _)| n == name && *d == dir).map(|(_, _, id)| id.clone())
         };
-        let state_id = find("state.json", false).ok_or("no state.json")?;
-        let index_tree = find("index", true).ok_or("no index")?;
-        let ids_tree = find("ids", true)
-            .ok_or("it has no id index: an older dlog wrote it; `dlog checkpoint` writes a current one")?;
-        let bytes = self.read(&state_id, ObjectKind::Blob).map_err(|e| e.to_string())?;
+        let state_id = find("state.json", false).ok_or_else(|| Error::corrupt("no state.json"))?;
+        let index_tree = find("index", true).ok_or_else(|| Error::corrupt("no index"))?;
+        let ids_tree = find("ids", true).ok_or_else(|| {
+            Error::corrupt(
+                "it has no id index: an older dlog wrote it; `dlog checkpoint` writes a current one",
+            )
+        })?;
+        let bytes = self.read(&state_id, ObjectKind::Blob)?;
         if checkpoint::sha1_hex(&bytes) != header.state_sha1 {
-            return Err("state.json does not match its Dlog-State-Sha1".into());
+            return Err(Error::corrupt("state.json does not match its Dlog-State-Sha1"));
         }
-        let mut state = checkpoint::parse_state(&bytes)?;
+        let mut state = checkpoint::parse_state(&bytes).map_err(Error::Corrupt)?;
         if state.space != space
             || state.seq != header.seq
             || state.head.as_deref() != Some(header.event.as_str())
         {
-            return Err("state.json does not describe the event the checkpoint names".into());
+            return Err(Error::corrupt("state.json does not describe the event the checkpoint names"));
         }
-        let (event, _) = self.load(&header.event).map_err(|e| e.to_string())?;
+        let (event, _) = self.load(&header.event)?;
         if event.seq != header.seq || event.space != space {
-            return Err(format!("its event {} is not seq {} of this space", header.event, header.seq));
+            return Err(Error::corrupt(format!(
+                "its event {} is not seq {} of this space",
+                header.event, header.seq
+            )));
         }
         state.epoch = event.epoch;
         state.at_ms = event.at_ms;
@@ -563,12 +607,20 @@ impl<H: Host> Log<H> {
             )));
         }
         let tail_ids = replica.tail_ids();
+        if tail_ids.len() != replica.commits.len() {
+            return Err(Error::Storage(format!(
+                "the replica of space {space:?} holds {} ids for {} events",
+                tail_ids.len(),
+                replica.commits.len()
+            )));
+        }
+        let hashes: Vec<u64> = tail_ids.iter().map(|id| crate::idindex::id_hash(id)).collect();
         let entries: Vec<checkpoint::IndexEntry> = (last + 1..=seq)
             .zip(replica.commits.iter().zip(&tail_ids))
             .map(|(seq, (commit, id))| checkpoint::IndexEntry {
                 seq,
                 commit: gitobj::to_hex(commit),
-                id: id.clone(),
+                id: (*id).clone(),
             })
             .collect();
         let state = replica.state.canonical().into_bytes();
@@ -577,8 +629,7 @@ impl<H: Host> Log<H> {
         let previous = replica.checkpoint.clone();
         let expected = replica.checkpoint_tip.clone();
         let index_id = self.write_index(previous.as_ref(), &entries).map_err(IndexError::into_error)?;
-        let ids_id =
-            self.write_runs(previous.as_ref(), last + 1, &tail_ids).map_err(IndexError::into_error)?;
+        let ids_id = self.write_runs(previous.as_ref(), last + 1, &hashes).map_err(IndexError::into_error)?;
         let state_id = gitobj::object_id(ObjectKind::Blob, &state);
         let root = checkpoint::encode_tree(&[
             ("ids".into(), ObjectKind::Tree, ids_id.clone()),
@@ -825,7 +876,7 @@ impl<H: Host> Log<H> {
                 let replica =
                     self.replicas.get_mut(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
                 for a in draft.results.iter().filter(|a| a.created) {
-                    replica.remember(&a.stored.event.id, a.stored.event.seq, &a.stored.commit);
+                    replica.remember(&a.stored.event.id, a.stored.event.seq, &a.stored.commit)?;
                 }
                 let (seq, last, every) =
                     (replica.state.seq, replica.checkpoint_seq(), self.settings.checkpoint_every);

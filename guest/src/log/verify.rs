@@ -37,6 +37,30 @@ impl Chain {
     }
 }
 
+/// The seqs seen per id hash: one inline, more only for colliding hashes.
+#[derive(Default)]
+struct Seen {
+    first: HashMap<u64, u64>,
+    more: HashMap<u64, Vec<u64>>,
+}
+
+impl Seen {
+    fn seqs(&self, hash: u64) -> Vec<u64> {
+        let mut out: Vec<u64> = self.first.get(&hash).copied().into_iter().collect();
+        out.extend(self.more.get(&hash).into_iter().flatten());
+        out
+    }
+
+    fn insert(&mut self, hash: u64, seq: u64) {
+        match self.first.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => self.more.entry(hash).or_default().push(seq),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(seq);
+            }
+        }
+    }
+}
+
 impl<H: Host> Log<H> {
     /// Walk the whole chain, trusting nothing cached, and report every
     /// broken invariant.
@@ -67,6 +91,8 @@ impl<H: Host> Log<H> {
             }
         }
         commits.reverse();
+        let total = commits.len();
+        let chain_walked = problems.is_empty();
         let checkpoints = self.checkpoint_chain(space, &mut problems);
         // Which checkpoints cover each seq, to compare states on the way.
         let mut due: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
@@ -74,15 +100,13 @@ impl<H: Host> Log<H> {
             due.entry(header.seq).or_default().push(i);
         }
         // Pass 2: every event, oldest first, checked and folded.
-        let mut chain = Chain {
-            commits: Vec::with_capacity(commits.len()),
-            id_hashes: Vec::with_capacity(commits.len()),
-        };
-        if problems.is_empty() {
+        // The commits walked, and the id hashes of those verified so far.
+        let mut chain = Chain { commits, id_hashes: Vec::with_capacity(total) };
+        if chain_walked {
             let mut state = State::new(space);
-            let mut seen: HashMap<u64, u64> = HashMap::with_capacity(commits.len());
-            for (i, id) in commits.iter().enumerate() {
-                let commit = gitobj::to_hex(id);
+            let mut seen = Seen::default();
+            for i in 0..total {
+                let commit = gitobj::to_hex(&chain.commits[i]);
                 let seq = i as u64 + 1;
                 let event = match self.verify_event(&commit, &chain, &mut seen, &mut state) {
                     Ok(event) => event,
@@ -91,7 +115,6 @@ impl<H: Host> Log<H> {
                         break;
                     }
                 };
-                chain.commits.push(*id);
                 chain.id_hashes.push(idindex::id_hash(&event.id));
                 for &c in due.get(&seq).into_iter().flatten() {
                     let header = &checkpoints[c];
@@ -108,20 +131,15 @@ impl<H: Host> Log<H> {
         }
         let mut segments = HashMap::new();
         let mut runs = HashMap::new();
-        if chain.commits.len() < commits.len() {
+        if chain.id_hashes.len() < total {
             // The chain itself is broken: what the checkpoints say cannot
             // be compared with it.
-            return Ok(VerifyReport {
-                space: space.to_owned(),
-                events: commits.len() as u64,
-                head,
-                problems,
-            });
+            return Ok(VerifyReport { space: space.to_owned(), events: total as u64, head, problems });
         }
         for header in &checkpoints {
             let at = format!("checkpoint at seq {}", header.seq);
             let Some(commit) = chain.commit(header.seq) else {
-                problems.push(format!("{at}: the space has only {} events", commits.len()));
+                problems.push(format!("{at}: the space has only {total} events"));
                 continue;
             };
             if commit != header.event {
@@ -168,7 +186,7 @@ impl<H: Host> Log<H> {
                 }
             }
         }
-        Ok(VerifyReport { space: space.to_owned(), events: commits.len() as u64, head, problems })
+        Ok(VerifyReport { space: space.to_owned(), events: total as u64, head, problems })
     }
 
     /// An object's bytes, checked to hash to its id.
@@ -187,18 +205,19 @@ impl<H: Host> Log<H> {
         &self,
         commit: &str,
         chain: &Chain,
-        seen: &mut HashMap<u64, u64>,
+        seen: &mut Seen,
         state: &mut State,
     ) -> Result<Event, String> {
         let (event, parent) = self.verify_commit(commit)?;
-        let seq = chain.commits.len() as u64 + 1;
+        let seq = chain.id_hashes.len() as u64 + 1;
         if parent != chain.commit(seq - 1) {
             return Err(format!("commit {commit} does not follow seq {}", seq - 1));
         }
         if event.space != state.space {
             return Err(format!("commit {commit} holds an event of space {:?}", event.space));
         }
-        if let Some(&earlier) = seen.get(&idindex::id_hash(&event.id)) {
+        let hash = idindex::id_hash(&event.id);
+        for earlier in seen.seqs(hash) {
             // Equal 64-bit hashes: compare the ids themselves.
             let earlier_commit = chain.commit(earlier).unwrap_or_default();
             let (earlier_event, _) = self.load(&earlier_commit).map_err(|e| e.to_string())?;
@@ -209,7 +228,7 @@ impl<H: Host> Log<H> {
                 ));
             }
         }
-        seen.insert(idindex::id_hash(&event.id), seq);
+        seen.insert(hash, seq);
         state.apply(&event, commit).map_err(|e| match e {
             Error::Corrupt(m) => m,
             other => format!("event seq {} does not apply: {other}", event.seq),
