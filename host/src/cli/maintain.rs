@@ -41,7 +41,7 @@ pub(crate) struct VerifyArgs {
 }
 
 /// The longest one space's `verify` may run: it reads every event (about
-/// 26 s per million on the reference machine), far past the guest's usual
+/// 30 s per million on the reference machine), far past the guest's usual
 /// per-call deadline.
 const VERIFY_DEADLINE: Duration = Duration::from_secs(3600);
 

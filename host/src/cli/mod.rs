@@ -103,7 +103,7 @@ enum Command {
     /// Checks every object's id, every event's bytes against its encoding,
     /// contiguous seqs, non-decreasing epochs and times, unique ids, that the
     /// fold applies, and every checkpoint's state, index segments and id runs
-    /// against the chain. It reads every event once (about 26 s per million
+    /// against the chain. It reads every event once (about 30 s per million
     /// events on the reference machine, in about 100 MiB per million); on a terminal
     /// it reports each space as it starts and finishes. Exit code 7 when
     /// anything is off, with one line per problem.
