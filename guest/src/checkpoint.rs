@@ -164,6 +164,11 @@ pub fn decode_tree(bytes: &[u8]) -> Result<Vec<(String, bool, String)>, String> 
     Ok(out)
 }
 
+/// The id of the entry `name` of a decoded tree, a directory or not.
+pub fn find_entry(entries: &[(String, bool, String)], name: &str, dir: bool) -> Option<String> {
+    entries.iter().find(|(n, d, _)| n == name && *d == dir).map(|(_, _, id)| id.clone())
+}
+
 /// What a checkpoint commit says about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {

@@ -24,9 +24,11 @@ fn history(log: &decision_log::Log) {
     }
 }
 
-/// A backend that counts object reads, to see how much a reader replays.
+/// A backend that counts object reads, to see how much a reader replays,
+/// and, when told, refuses to move checkpoint refs (a repository this
+/// process may read but not write).
 #[derive(Debug)]
-struct Counting(Arc<dyn Backend>, AtomicUsize);
+struct Counting(Arc<dyn Backend>, AtomicUsize, bool);
 
 impl Backend for Counting {
     fn write_object(&self, kind: ObjectKind, data: &[u8]) -> Result<ObjectId, StorageError> {
@@ -45,11 +47,29 @@ impl Backend for Counting {
         e: Option<&ObjectId>,
         new: &ObjectId,
     ) -> Result<SwapOutcome, StorageError> {
+        if self.2 && n.starts_with("refs/dlog/checkpoints/") {
+            return Err(StorageError::io(format!("cannot update {n}"), "permission denied"));
+        }
         self.0.compare_and_swap(n, e, new)
     }
     fn list_refs(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>, StorageError> {
         self.0.list_refs(prefix)
     }
+}
+
+/// A log over `h`'s storage that counts its object reads, checkpointing
+/// every `every` events, as a fresh process would open it.
+fn counted(h: &TestHost, every: u64) -> (decision_log::Log, Arc<Counting>) {
+    counted_with(h, every, false)
+}
+
+/// [`counted`], refusing to move checkpoint refs when `read_only`.
+fn counted_with(h: &TestHost, every: u64, read_only: bool) -> (decision_log::Log, Arc<Counting>) {
+    let counting = Arc::new(Counting(h.log.backend().clone(), AtomicUsize::new(0), read_only));
+    let options =
+        decision_log::Options { checkpoint_every: every, clock: h.clock.clone(), ..Default::default() }
+            .sole_writer(h.authority.clone());
+    (decision_log::Log::with_backend(counting.clone(), options).unwrap(), counting)
 }
 
 #[test]
@@ -62,10 +82,7 @@ fn a_reader_starting_from_a_checkpoint_reads_a_few_objects_not_the_log() {
             if checkpoint {
                 writer.space("team").checkpoint().unwrap();
             }
-            let counting = Arc::new(Counting(h.log.backend().clone(), AtomicUsize::new(0)));
-            let options = decision_log::Options { checkpoint_every: 0, ..Default::default() }
-                .sole_writer(h.authority.clone());
-            let cold = decision_log::Log::with_backend(counting.clone(), options).unwrap();
+            let (cold, counting) = counted(h, 0);
             cold.space("team").fold().unwrap();
             counting.1.load(Ordering::SeqCst)
         };
@@ -264,11 +281,7 @@ fn a_fresh_process_appends_to_a_long_checkpointed_log_reading_as_few_objects_as_
     each_host(|h| {
         let reads_for_first_append = |space: &str, n: usize| {
             long_history(&reopen(h, 8).space(space), n);
-            let counting = Arc::new(Counting(h.log.backend().clone(), AtomicUsize::new(0)));
-            let options =
-                decision_log::Options { checkpoint_every: 0, clock: h.clock.clone(), ..Default::default() }
-                    .sole_writer(h.authority.clone());
-            let cold = decision_log::Log::with_backend(counting.clone(), options).unwrap();
+            let (cold, counting) = counted(h, 0);
             assert!(cold.space(space).append(decide("new", "k", "v")).unwrap().created);
             counting.1.load(Ordering::SeqCst)
         };
@@ -542,11 +555,7 @@ fn a_replay_of_a_long_log_without_checkpoints_writes_them_as_it_goes() {
 #[test]
 fn a_reader_far_behind_starts_from_the_writers_checkpoint_instead_of_replaying() {
     each_host(|h| {
-        let counting = Arc::new(Counting(h.log.backend().clone(), AtomicUsize::new(0)));
-        let options =
-            decision_log::Options { checkpoint_every: 0, clock: h.clock.clone(), ..Default::default() }
-                .sole_writer(h.authority.clone());
-        let reader = decision_log::Log::with_backend(counting.clone(), options).unwrap();
+        let (reader, counting) = counted(h, 0);
         let writer = reopen(h, 64);
         writer.space("team").append(decide("first", "k", "v")).unwrap();
         assert_eq!(reader.space("team").head().unwrap().unwrap().seq, 1);
@@ -597,11 +606,7 @@ fn verify_still_checks_every_event_when_the_checkpoint_chain_is_broken() {
 #[test]
 fn a_replay_that_loses_a_checkpoint_race_starts_from_the_winners_checkpoint() {
     each_host(|h| {
-        let counting = Arc::new(Counting(h.log.backend().clone(), AtomicUsize::new(0)));
-        let options =
-            decision_log::Options { checkpoint_every: 4, clock: h.clock.clone(), ..Default::default() }
-                .sole_writer(h.authority.clone());
-        let late = decision_log::Log::with_backend(counting.clone(), options).unwrap();
+        let (late, counting) = counted(h, 4);
         let writer = reopen(h, 0);
         writer.space("team").append(decide("first", "k", "v")).unwrap();
         assert_eq!(late.space("team").head().unwrap().unwrap().seq, 1);
@@ -617,5 +622,24 @@ fn a_replay_that_loses_a_checkpoint_race_starts_from_the_winners_checkpoint() {
         assert!(reads < 1099 + 2198 - 800, "{}: {reads} object reads", h.name);
         assert!(late.take_warnings().is_empty(), "{}", h.name);
         assert!(!late.space("team").append(decide("id-3", "k3", "v")).unwrap().created, "{}", h.name);
+    });
+}
+
+#[test]
+fn a_replay_that_cannot_write_checkpoints_still_answers_and_warns_once() {
+    each_host(|h| {
+        batched_history(&reopen(h, 0).space("team"), 1100);
+        let (reader, _) = counted_with(h, 4, true);
+        // Passing 512 and 1024, both writes fail: the fold is still right.
+        assert_eq!(
+            reader.space("team").fold().unwrap(),
+            reopen(h, 0).space("team").fold().unwrap(),
+            "{}",
+            h.name
+        );
+        let warnings = reader.take_warnings();
+        assert_eq!(warnings.len(), 1, "{}: {warnings:?}", h.name);
+        assert!(warnings[0].contains("could not write a checkpoint"), "{}: {warnings:?}", h.name);
+        assert!(h.log.backend().list_refs("refs/dlog/checkpoints/").unwrap().is_empty(), "{}", h.name);
     });
 }

@@ -116,8 +116,7 @@ impl ObjectSink for HashOnly {
 impl<H: Host> Log<H> {
     /// The entries of a tree, as (name, is a directory, id).
     fn tree_entries(&self, tree: &str) -> Result<Vec<(String, bool, String)>, IndexError> {
-        let bytes = self.get(tree, ObjectKind::Tree)?;
-        checkpoint::decode_tree(&bytes).map_err(damaged)
+        Ok(self.tree(tree).map_err(run_error)?)
     }
 
     /// The commit of `seq`, from the replica's tail or its checkpoint's index.

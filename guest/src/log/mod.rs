@@ -256,7 +256,6 @@ pub struct CheckpointInfo {
     pub event: String,
 }
 
-/// Events being stamped on top of a head, not yet stored.
 /// Events stamped but not yet committed. They are already applied to the
 /// replica's state; `undo` takes them back if the commit fails.
 #[derive(Debug, Default)]
@@ -330,6 +329,12 @@ impl<H: Host> Log<H> {
         }
     }
 
+    /// A checkpoint tree's entries (name, is a directory, id); one that
+    /// does not decode is corrupt.
+    fn tree(&self, id: &str) -> Result<Vec<(String, bool, String)>, Error> {
+        checkpoint::decode_tree(&self.read(id, ObjectKind::Tree)?).map_err(Error::Corrupt)
+    }
+
     /// Load the event stored in `commit`, and the commit's parent.
     fn load(&self, commit: &str) -> Result<(Event, Option<String>), Error> {
         let links = self.links(commit)?;
@@ -401,75 +406,91 @@ impl<H: Host> Log<H> {
                 // Not a descendant of what we knew (or nothing known): start over.
                 replica = Replica::new(space, replica.checkpoint_tip.clone());
             }
-            if tail.len() as u64
-                > self.settings.checkpoint_every.max(DEFAULT_CHECKPOINT_EVERY).saturating_mul(4)
-            {
-                // A long way behind: start from the latest checkpoint if its
-                // event is on the way, instead of replaying up to it.
-                if let Some((from, at)) = self.checkpoint_within(space, &replica, &tail) {
-                    replica = from;
-                    tail.truncate(at);
-                }
-            }
-            // A long catch-up (a replay with no usable checkpoint, or a
-            // reader far behind) checkpoints at each multiple of `every` it
-            // passes while it holds that many events, so that its memory
-            // stays bounded whatever the log's length; the multiples make
-            // where checkpoints fall independent of where it started.
-            let every = self.settings.checkpoint_every.saturating_mul(REPLAY_CHECKPOINT_FACTOR);
-            let mut retry_from = 0;
-            let mut warned = false;
-            let mut next = tail.len();
-            while next > 0 {
-                next -= 1;
-                let (commit, tree) = &tail[next];
-                let commit = gitobj::to_hex(commit);
-                let event = self.load_tree(&commit, &gitobj::to_hex(tree))?;
-                replica.push(&event, &commit)?;
-                let seq = replica.state.seq;
-                if every == 0
-                    || seq % every != 0
-                    || (replica.commits.len() as u64) < every
-                    || seq < retry_from
-                {
-                    continue;
-                }
-                self.replicas.insert(space.to_owned(), replica);
-                let written = self.write_checkpoint(space);
-                replica =
-                    self.replicas.remove(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
-                match written {
-                    Ok(Some(_)) => {}
-                    // Lost a race: the winner was adopted (the tail is short
-                    // again), or is ahead on the way (start from it), or is
-                    // to be replaced by the next attempt.
-                    Ok(None) if (replica.commits.len() as u64) < every => {}
-                    Ok(None) => match self.checkpoint_within(space, &replica, &tail[..next]) {
-                        Some((from, at)) => {
-                            replica = from;
-                            next = at;
-                        }
-                        None => retry_from = seq.saturating_add(every),
-                    },
-                    Err(e) => {
-                        if !warned {
-                            self.warn(format!(
-                                "could not write a checkpoint of space {space:?} while reading it: {e}"
-                            ));
-                            warned = true;
-                        }
-                        retry_from = seq.saturating_add(every);
-                    }
-                }
-            }
+            replica = self.catch_up(space, replica, tail)?;
         }
-        let every = self.settings.checkpoint_every.max(DEFAULT_CHECKPOINT_EVERY);
-        if replica.commits.len() as u64 > every.saturating_mul(4) {
+        if replica.commits.len() as u64 > self.far_behind() {
             // Another process appends and checkpoints: follow its
             // checkpoints so that this replica's tail stays short.
             self.adopt_latest_checkpoint(&mut replica);
         }
         Ok(self.replicas.entry(space.to_owned()).or_insert(replica))
+    }
+
+    /// How many events behind a replica is far behind: a catch-up then
+    /// looks for a checkpoint on its way, and a long tail follows other
+    /// writers' checkpoints.
+    fn far_behind(&self) -> u64 {
+        self.settings.checkpoint_every.max(DEFAULT_CHECKPOINT_EVERY).saturating_mul(4)
+    }
+
+    /// Apply `tail` (commit and tree ids, newest first) to `replica`,
+    /// starting from a newer checkpoint on the way when it is far behind,
+    /// and checkpointing as it goes when the catch-up is long.
+    fn catch_up(
+        &mut self,
+        space: &str,
+        mut replica: Replica,
+        mut tail: Vec<([u8; 20], [u8; 20])>,
+    ) -> Result<Replica, Error> {
+        if tail.len() as u64 > self.far_behind() {
+            // A long way behind: start from the latest checkpoint if its
+            // event is on the way, instead of replaying up to it.
+            if let Some((from, at)) = self.checkpoint_within(space, &replica, &tail) {
+                replica = from;
+                tail.truncate(at);
+            }
+        }
+        // A long catch-up (a replay with no usable checkpoint, or a
+        // reader far behind) checkpoints at each multiple of `every` it
+        // passes while it holds that many events, so that its memory
+        // stays bounded whatever the log's length; the multiples make
+        // where checkpoints fall independent of where it started.
+        let every = self.settings.checkpoint_every.saturating_mul(REPLAY_CHECKPOINT_FACTOR);
+        let mut retry_from = 0;
+        let mut warned = false;
+        let mut next = tail.len();
+        while next > 0 {
+            next -= 1;
+            let (commit, tree) = &tail[next];
+            let commit = gitobj::to_hex(commit);
+            let event = self.load_tree(&commit, &gitobj::to_hex(tree))?;
+            replica.push(&event, &commit)?;
+            let seq = replica.state.seq;
+            if every == 0
+                || !seq.is_multiple_of(every)
+                || (replica.commits.len() as u64) < every
+                || seq < retry_from
+            {
+                continue;
+            }
+            self.replicas.insert(space.to_owned(), replica);
+            let written = self.write_checkpoint(space);
+            replica = self.replicas.remove(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
+            match written {
+                Ok(Some(_)) => {}
+                // Lost a race: the winner was adopted (the tail is short
+                // again), or is ahead on the way (start from it), or is
+                // to be replaced by the next attempt.
+                Ok(None) if (replica.commits.len() as u64) < every => {}
+                Ok(None) => match self.checkpoint_within(space, &replica, &tail[..next]) {
+                    Some((from, at)) => {
+                        replica = from;
+                        next = at;
+                    }
+                    None => retry_from = seq.saturating_add(every),
+                },
+                Err(e) => {
+                    if !warned {
+                        self.warn(format!(
+                            "could not write a checkpoint of space {space:?} while reading it: {e}"
+                        ));
+                        warned = true;
+                    }
+                    retry_from = seq.saturating_add(every);
+                }
+            }
+        }
+        Ok(replica)
     }
 
     /// A replica for a space not seen yet: from its latest checkpoint when
@@ -552,11 +573,8 @@ impl<H: Host> Log<H> {
         if header.space != space {
             return Err(Error::corrupt(format!("it belongs to space {:?}", header.space)));
         }
-        let entries =
-            checkpoint::decode_tree(&self.read(&header.tree, ObjectKind::Tree)?).map_err(Error::Corrupt)?;
-        let find = |name: &str, dir: bool| {
-            entries.iter().find(|(n, d, _)| n == name && *d == dir).map(|(_, _, id)| id.clone())
-        };
+        let entries = self.tree(&header.tree)?;
+        let find = |name: &str, dir: bool| checkpoint::find_entry(&entries, name, dir);
         let state_id = find("state.json", false).ok_or_else(|| Error::corrupt("no state.json"))?;
         let index_tree = find("index", true).ok_or_else(|| Error::corrupt("no index"))?;
         let ids_tree = find("ids", true).ok_or_else(|| {

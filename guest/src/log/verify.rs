@@ -147,16 +147,14 @@ impl<H: Host> Log<H> {
                 problems
                     .push(format!("{at}: names event {} but seq {} is {commit}", header.event, header.seq));
             }
-            let entries = match self.checkpoint_entries(header) {
+            let entries = match self.tree(&header.tree) {
                 Ok(entries) => entries,
                 Err(e) => {
                     problems.push(format!("{at}: {e}"));
                     continue;
                 }
             };
-            let find = |name: &str, dir: bool| {
-                entries.iter().find(|(n, d, _)| n == name && *d == dir).map(|(_, _, id)| id.clone())
-            };
+            let find = |name: &str, dir: bool| checkpoint::find_entry(&entries, name, dir);
             match find("index", true) {
                 Some(index) => {
                     if let Err(e) = self.verify_index(&index, header.seq, &chain, &mut segments) {
@@ -178,12 +176,7 @@ impl<H: Host> Log<H> {
                             ));
                         }
                     }
-                    Err(super::index::IndexError::Damaged(e)) => {
-                        problems.push(format!("{at}: its id index: {e}"))
-                    }
-                    Err(super::index::IndexError::Log(e)) => {
-                        problems.push(format!("{at}: its id index: {e}"))
-                    }
+                    Err(e) => problems.push(format!("{at}: its id index: {}", e.into_error())),
                 }
             }
         }
@@ -266,18 +259,10 @@ impl<H: Host> Log<H> {
         out
     }
 
-    fn checkpoint_entries(&self, header: &checkpoint::Header) -> Result<Vec<(String, bool, String)>, String> {
-        checkpoint::decode_tree(&self.read(&header.tree, ObjectKind::Tree).map_err(|e| e.to_string())?)
-    }
-
     /// A checkpoint's `state.json`, checked against its hash.
     fn checkpoint_state(&self, header: &checkpoint::Header) -> Result<Vec<u8>, String> {
-        let id = self
-            .checkpoint_entries(header)?
-            .into_iter()
-            .find(|(n, d, _)| n == "state.json" && !*d)
-            .map(|(_, _, id)| id)
-            .ok_or("no state.json")?;
+        let entries = self.tree(&header.tree).map_err(|e| e.to_string())?;
+        let id = checkpoint::find_entry(&entries, "state.json", false).ok_or("no state.json")?;
         let bytes = self.read(&id, ObjectKind::Blob).map_err(|e| e.to_string())?;
         if checkpoint::sha1_hex(&bytes) != header.state_sha1 {
             return Err("state.json does not match its Dlog-State-Sha1".into());
@@ -295,8 +280,7 @@ impl<H: Host> Log<H> {
         chain: &Chain,
         checked: &mut HashMap<String, SegmentCheck>,
     ) -> Result<(), String> {
-        let tree =
-            |id: &str| checkpoint::decode_tree(&self.read(id, ObjectKind::Tree).map_err(|e| e.to_string())?);
+        let tree = |id: &str| self.tree(id).map_err(|e| e.to_string());
         let mut segments = Vec::new();
         // Each group's name must be the first seq its segments cover: readers
         // find a seq's group by it.
