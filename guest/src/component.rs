@@ -13,7 +13,7 @@ use crate::log::{self as oplog, Log, RawIntent};
 
 wit_bindgen::generate!({
     world: "decision-log",
-    path: "../wit",
+    path: "../host/wit",
 });
 
 use dlog::decision_log::{authority, clock, objects, refs, types as wit};

@@ -1,7 +1,7 @@
 //! The decision-log guest: everything a decision log *means* lives here.
 //!
 //! The crate is plain Rust, unit-tested natively. Built for
-//! `wasm32-unknown-unknown` (by `host/build.rs`) it becomes the sandboxed
+//! `wasm32-unknown-unknown` (by `cargo xtask component`) it becomes the sandboxed
 //! component: `component` is the thin wit-bindgen shell that maps the WIT
 //! imports onto [`host::Host`] and the WIT exports onto [`log::Log`].
 //!

@@ -21,6 +21,7 @@ use decision_log::authority::{Authority, SoleWriter};
 use decision_log::backend::{Backend, GitBackend, MemoryBackend, ObjectId, ObjectKind, SwapOutcome};
 use decision_log::clock::{Clock, SystemClock};
 use decision_log::{Intent, Log, Options};
+use dlog_guest::host::ObjectKind as GuestKind;
 
 const DLOG: &str = env!("CARGO_BIN_EXE_dlog");
 
@@ -140,13 +141,31 @@ struct NativeHost {
     authority: SoleWriter,
 }
 
-impl dlog_guest::host::Host for NativeHost {
-    fn write_object(&self, kind: ObjectKind, data: &[u8]) -> Result<String, String> {
-        self.backend.write_object(kind, data).map(|id| id.to_hex()).map_err(|e| e.to_string())
+/// The guest's object kind as the host's: the published host crate has its own type.
+fn host_kind(kind: GuestKind) -> ObjectKind {
+    match kind {
+        GuestKind::Blob => ObjectKind::Blob,
+        GuestKind::Tree => ObjectKind::Tree,
+        GuestKind::Commit => ObjectKind::Commit,
     }
-    fn read_object(&self, id: &str) -> Result<Option<(ObjectKind, Vec<u8>)>, String> {
+}
+
+fn guest_kind(kind: ObjectKind) -> GuestKind {
+    match kind {
+        ObjectKind::Blob => GuestKind::Blob,
+        ObjectKind::Tree => GuestKind::Tree,
+        ObjectKind::Commit => GuestKind::Commit,
+    }
+}
+
+impl dlog_guest::host::Host for NativeHost {
+    fn write_object(&self, kind: GuestKind, data: &[u8]) -> Result<String, String> {
+        self.backend.write_object(host_kind(kind), data).map(|id| id.to_hex()).map_err(|e| e.to_string())
+    }
+    fn read_object(&self, id: &str) -> Result<Option<(GuestKind, Vec<u8>)>, String> {
         let id = ObjectId::from_hex(id).map_err(|e| e.to_string())?;
-        self.backend.read_object(&id).map_err(|e| e.to_string())
+        let found = self.backend.read_object(&id).map_err(|e| e.to_string())?;
+        Ok(found.map(|(kind, data)| (guest_kind(kind), data)))
     }
     fn read_ref(&self, name: &str) -> Result<Option<String>, String> {
         Ok(self.backend.read_ref(name).map_err(|e| e.to_string())?.map(|id| id.to_hex()))
@@ -194,9 +213,14 @@ fn native(backend: Arc<dyn Backend>) -> RefCell<dlog_guest::log::Log<NativeHost>
 }
 
 fn native_append(log: &RefCell<dlog_guest::log::Log<NativeHost>>, i: usize) {
-    let w = intent(i).into_wit();
-    let raw =
-        dlog_guest::log::RawIntent { id: w.id, actor: w.actor, kind: w.kind, body: w.body, expect_seq: None };
+    let w = intent(i).with_assigned_id();
+    let raw = dlog_guest::log::RawIntent {
+        id: w.id.unwrap_or_default(),
+        actor: w.actor,
+        kind: w.kind,
+        body: w.body,
+        expect_seq: None,
+    };
     log.borrow_mut().append("bench", &raw).unwrap();
 }
 

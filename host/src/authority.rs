@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-pub use crate::bindings::dlog::decision_log::types::Lease;
+pub use crate::types::Lease;
 
 /// The lease view a host gives its guest.
 pub trait Authority: Send + Sync + fmt::Debug {

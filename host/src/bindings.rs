@@ -6,6 +6,6 @@
 
 wasmtime::component::bindgen!({
     world: "decision-log",
-    path: "../wit",
+    path: "wit",
     imports: { default: trappable },
 });

@@ -1,10 +1,19 @@
 //! Errors of the library API and the CLI.
 
-use crate::bindings::dlog::decision_log::types::{self as wit, Head, Lease};
+use std::time::Duration;
 
-/// Why an operation failed. Everything but [`Error::Guest`] is the guest's
-/// own verdict (the WIT `error` variant); `Guest` is a trap: a bug.
-#[derive(Debug, thiserror::Error)]
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Head, Lease};
+
+/// Why an operation failed. Everything but [`Error::Timeout`] and
+/// [`Error::Guest`] is the component's own verdict; `Guest` is a trap: a bug.
+///
+/// Errors cross the forwarding protocol as themselves (serde, tagged by
+/// [`Error::kind`]), so a forwarded append fails exactly as a local one.
+#[derive(Clone, Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Error {
     /// Malformed input; the text says what and why.
     #[error("invalid: {0}")]
@@ -59,14 +68,15 @@ pub enum Error {
     #[error("storage failure: {0}")]
     Storage(String),
     /// Another writer kept the space's lease for longer than we would wait.
-    #[error("timed out after {} waiting for {} (epoch {}) to release space {space:?}", humantime::format_duration(*waited), holder.holder, holder.epoch)]
+    #[error("timed out after {} waiting for {} (epoch {}) to release space {space:?}", seconds(*waited), holder.holder, holder.epoch)]
     Timeout {
         /// The space.
         space: String,
         /// Who held it.
         holder: Lease,
         /// How long we waited.
-        waited: std::time::Duration,
+        #[serde(with = "millis", rename = "waited_ms")]
+        waited: Duration,
     },
     /// The component trapped or could not be instantiated: a bug, not a user error.
     #[error("the decision-log component failed: {0}")]
@@ -85,8 +95,34 @@ fn not_holder_text(space: &str, holder: Option<&Lease>) -> String {
     }
 }
 
+/// A wait as people say it: `10s`, `2.5s`, `150ms`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.subsec_millis())
+    } else {
+        format!("{}s", format!("{:.3}", d.as_secs_f64()).trim_end_matches('0'))
+    }
+}
+
+/// Durations on the wire as whole milliseconds, as every other time there.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
 impl Error {
-    /// A stable, kebab-case name for scripts (`--json` output).
+    /// A stable, kebab-case name for scripts (`--json` output, the wire).
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Invalid(_) => "invalid",
@@ -104,28 +140,44 @@ impl Error {
     }
 }
 
-impl From<wit::Error> for Error {
-    fn from(e: wit::Error) -> Error {
-        match e {
-            wit::Error::Invalid(m) => Error::Invalid(m),
-            wit::Error::HeadConflict(c) => {
-                Error::HeadConflict { expected_seq: c.expected_seq, actual: c.actual }
-            }
-            wit::Error::DecisionConflict(c) => {
-                Error::DecisionConflict { key: c.key, expected: c.expected, in_force: c.in_force }
-            }
-            wit::Error::IdConflict(id) => Error::IdConflict(id),
-            wit::Error::NotHolder(n) => Error::NotHolder { space: n.space, holder: n.holder },
-            wit::Error::StaleEpoch(s) => Error::StaleEpoch { epoch: s.epoch, head_epoch: s.head_epoch },
-            wit::Error::NotFound(m) => Error::NotFound(m),
-            wit::Error::Corrupt(m) => Error::Corrupt(m),
-            wit::Error::Storage(m) => Error::Storage(m),
-        }
-    }
-}
-
 impl From<crate::backend::StorageError> for Error {
     fn from(e: crate::backend::StorageError) -> Error {
         Error::Storage(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_as_people_say_them() {
+        assert_eq!(seconds(Duration::from_secs(10)), "10s");
+        assert_eq!(seconds(Duration::from_millis(150)), "150ms");
+        assert_eq!(seconds(Duration::from_millis(2500)), "2.5s");
+    }
+
+    #[test]
+    fn every_error_kind_is_its_serde_tag() {
+        let lease = Lease { holder: "h".into(), epoch: 2, expires_at_ms: 9, endpoint: None };
+        let errors = [
+            Error::Invalid("x".into()),
+            Error::HeadConflict { expected_seq: 1, actual: None },
+            Error::DecisionConflict { key: "k".into(), expected: None, in_force: Some("d".into()) },
+            Error::IdConflict("i".into()),
+            Error::NotHolder { space: "s".into(), holder: Some(lease.clone()) },
+            Error::StaleEpoch { epoch: 1, head_epoch: 2 },
+            Error::NotFound("n".into()),
+            Error::Corrupt("c".into()),
+            Error::Storage("s".into()),
+            Error::Timeout { space: "s".into(), holder: lease, waited: Duration::from_millis(1500) },
+            Error::Guest("g".into()),
+        ];
+        for error in errors {
+            let json = serde_json::to_value(&error).unwrap();
+            assert_eq!(json["kind"], error.kind(), "{json}");
+            let back: Error = serde_json::from_value(json).unwrap();
+            assert_eq!(back.to_string(), error.to_string());
+        }
     }
 }

@@ -13,63 +13,17 @@ use crate::authority::{Authority, LeaseAuthority, process_identity};
 use crate::backend::{Backend, GitBackend, MemoryBackend};
 use crate::bindings::dlog::decision_log::types as wit;
 use crate::clock::{Clock, SystemClock};
+use crate::convert::intent_to_wit;
 use crate::error::Error;
 use crate::imports::HostState;
 use crate::lease::{FileLeases, LeaseCell, Leases, MemoryLeases};
+use crate::route::{LocalSpace, Routing};
 use crate::runtime::{Limits, Runtime, Session};
-
-pub use wit::{
-    Appended, CheckpointInfo, Event, Head, ImportReport, Intent as WireIntent, Position, VerifyReport,
-};
+use crate::types::{Appended, CheckpointInfo, Event, Head, ImportReport, Intent, Position, VerifyReport};
 
 /// How many times an append without `expect_seq` is retried after another
 /// writer moved the head between our read and our compare-and-swap.
 const MAX_RACE_RETRIES: u32 = 200;
-
-/// What a client asks to append.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Intent {
-    /// Idempotency key; the host assigns a UUIDv7 when none is given.
-    pub id: Option<String>,
-    /// Who decides.
-    pub actor: String,
-    /// `decide`, `retract` or `authority`.
-    pub kind: String,
-    /// The body as JSON text.
-    pub body: String,
-    /// The head seq the client saw; the append fails if it moved.
-    pub expect_seq: Option<u64>,
-}
-
-impl Intent {
-    /// An intent of `kind` by `actor` with a JSON body.
-    pub fn new(actor: impl Into<String>, kind: impl Into<String>, body: impl Into<String>) -> Intent {
-        Intent { actor: actor.into(), kind: kind.into(), body: body.into(), ..Intent::default() }
-    }
-
-    /// The same intent with an explicit idempotency key.
-    pub fn with_id(mut self, id: impl Into<String>) -> Intent {
-        self.id = Some(id.into());
-        self
-    }
-
-    /// The same intent, valid only if the head is at `seq`.
-    pub fn expecting(mut self, seq: u64) -> Intent {
-        self.expect_seq = Some(seq);
-        self
-    }
-
-    /// The intent as the guest takes it, with a fresh UUIDv7 id if it had none.
-    pub fn into_wit(self) -> wit::Intent {
-        wit::Intent {
-            id: self.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-            actor: self.actor,
-            kind: self.kind,
-            body: self.body,
-            expect_seq: self.expect_seq,
-        }
-    }
-}
 
 /// How a [`Log`] is set up.
 #[derive(Clone, Debug)]
@@ -113,19 +67,6 @@ impl Default for Options {
             checkpoint_every: 512,
         }
     }
-}
-
-/// The lease protocol of a log that is not a fixed sole writer.
-#[derive(Clone, Debug)]
-pub struct Routing {
-    /// The lease store and its rules.
-    pub leases: Leases,
-    /// Who this log appends as.
-    pub identity: String,
-    /// How long a one-shot lease lasts.
-    pub one_shot_ttl: Duration,
-    /// How long to wait for a one-shot holder.
-    pub wait: Duration,
 }
 
 struct Inner {
@@ -334,16 +275,16 @@ impl Space {
     /// Under the lease protocol the intent goes to the live holder, or this
     /// log takes a one-shot lease for it.
     pub fn append(&self, intent: Intent) -> Result<Appended, Error> {
-        let mut results = self.submit(vec![intent.into_wit()], false)?;
+        let mut results = self.submit(vec![intent.with_assigned_id()], false)?;
         results.pop().ok_or_else(|| Error::Guest("an append returned no event".into()))
     }
 
     /// Append intents as one unit: all become visible with one ref update, or none.
     pub fn append_batch(&self, intents: Vec<Intent>) -> Result<Vec<Appended>, Error> {
-        self.submit(intents.into_iter().map(Intent::into_wit).collect(), true)
+        self.submit(intents.into_iter().map(Intent::with_assigned_id).collect(), true)
     }
 
-    fn submit(&self, intents: Vec<wit::Intent>, batch: bool) -> Result<Vec<Appended>, Error> {
+    fn submit(&self, intents: Vec<Intent>, batch: bool) -> Result<Vec<Appended>, Error> {
         match &self.log.inner.routing {
             Some(routing) => crate::route::submit(self, routing, &intents, batch),
             None => self.append_here(&intents, batch),
@@ -352,27 +293,32 @@ impl Space {
 
     /// Append on this log's own guest, whatever the lease says (the guest
     /// still checks it): what a lease holder does with forwarded intents.
-    pub fn append_here(&self, intents: &[wit::Intent], batch: bool) -> Result<Vec<Appended>, Error> {
+    /// An intent without an id gets a fresh one.
+    pub fn append_here(&self, intents: &[Intent], batch: bool) -> Result<Vec<Appended>, Error> {
+        let intents: Vec<wit::Intent> = intents.iter().map(intent_to_wit).collect();
         let retry = intents.iter().all(|i| i.expect_seq.is_none());
-        with_race_retries(retry, || {
+        let appended = with_race_retries(retry, || {
             self.log.call(|b, s| {
                 let log = b.dlog_decision_log_log();
-                match (batch, intents) {
+                match (batch, intents.as_slice()) {
                     (false, [one]) => Ok(log.call_append(s, &self.name, one)?.map(|a| vec![a])),
-                    _ => log.call_append_batch(s, &self.name, intents),
+                    _ => log.call_append_batch(s, &self.name, &intents),
                 }
             })
-        })
+        })?;
+        Ok(appended.into_iter().map(Appended::from).collect())
     }
 
     /// Up to `limit` events from `from_seq` on.
     pub fn events(&self, from_seq: u64, limit: u32) -> Result<Vec<Event>, Error> {
-        self.log.call(|b, s| b.dlog_decision_log_log().call_events(s, &self.name, from_seq, limit))
+        let events =
+            self.log.call(|b, s| b.dlog_decision_log_log().call_events(s, &self.name, from_seq, limit))?;
+        Ok(events.into_iter().map(Event::from).collect())
     }
 
     /// The newest event's position, none for an empty space.
     pub fn head(&self) -> Result<Option<Head>, Error> {
-        self.log.call(|b, s| b.dlog_decision_log_log().call_head(s, &self.name))
+        Ok(self.log.call(|b, s| b.dlog_decision_log_log().call_head(s, &self.name))?.map(Head::from))
     }
 
     /// The coordination state at the head, as canonical JSON.
@@ -382,29 +328,32 @@ impl Space {
 
     /// The coordination state up to a seq or commit, as canonical JSON.
     pub fn fold_at(&self, at: &Position) -> Result<String, Error> {
-        self.log.call(|b, s| b.dlog_decision_log_log().call_fold(s, &self.name, Some(at)))
+        let at = wit::Position::from(at);
+        self.log.call(|b, s| b.dlog_decision_log_log().call_fold(s, &self.name, Some(&at)))
     }
 
     /// Store the fold at the head now; the latest checkpoint.
     pub fn checkpoint(&self) -> Result<Option<CheckpointInfo>, Error> {
-        self.log.call(|b, s| b.dlog_decision_log_log().call_checkpoint(s, &self.name))
+        let info = self.log.call(|b, s| b.dlog_decision_log_log().call_checkpoint(s, &self.name))?;
+        Ok(info.map(CheckpointInfo::from))
     }
 
     /// Check the whole chain.
     pub fn verify(&self) -> Result<VerifyReport, Error> {
-        self.log.call(|b, s| b.dlog_decision_log_log().call_verify(s, &self.name))
+        Ok(self.log.call(|b, s| b.dlog_decision_log_log().call_verify(s, &self.name))?.into())
     }
 
     /// Replay exported events (one canonical event per element).
     pub fn import(&self, events: &[String]) -> Result<ImportReport, Error> {
         let import = || self.log.call(|b, s| b.dlog_decision_log_log().call_import(s, &self.name, events));
-        match &self.log.inner.routing {
+        let report = match &self.log.inner.routing {
             Some(routing) => match routing.leases.live(&self.name)? {
                 Some(lease) if lease.holder == routing.identity => import(),
                 _ => crate::route::with_one_shot_lease(self, routing, import),
             },
             None => import(),
-        }
+        }?;
+        Ok(report.into())
     }
 
     /// Write every event as JSON Lines (one canonical event per line);
@@ -424,6 +373,20 @@ impl Space {
                 None => return Ok(next - 1),
             }
         }
+    }
+}
+
+impl LocalSpace for Space {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn log_epoch(&self) -> Result<u64, Error> {
+        Ok(self.head()?.map_or(0, |h| h.epoch))
+    }
+
+    fn append_here(&self, intents: &[Intent], batch: bool) -> Result<Vec<Appended>, Error> {
+        Space::append_here(self, intents, batch)
     }
 }
 

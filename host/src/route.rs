@@ -1,4 +1,4 @@
-//! Where an append goes under the lease protocol (SPEC §6):
+//! Where an append goes under the lease protocol:
 //!
 //! - this log holds the live lease → append here;
 //! - another live holder with an endpoint (`dlog serve`) → forward the
@@ -15,17 +15,44 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::log::{Appended, Routing, Space, WireIntent};
-use crate::serve::wire;
+use crate::lease::Leases;
+use crate::types::{Appended, Intent};
+use crate::wire;
 
 /// Pause between looks at a lease that is busy.
 const POLL: Duration = Duration::from_millis(10);
 
-/// Append `intents` to `space` by the lease protocol.
+/// The lease protocol of a log that is not a fixed sole writer.
+#[derive(Clone, Debug)]
+pub struct Routing {
+    /// The lease store and its rules.
+    pub leases: Leases,
+    /// Who this log appends as.
+    pub identity: String,
+    /// How long a one-shot lease lasts.
+    pub one_shot_ttl: Duration,
+    /// How long to wait for a one-shot holder.
+    pub wait: Duration,
+}
+
+/// What routing needs of a space: its name, its log's epoch, and a way to
+/// append on this process's own guest. (A trait rather than the library's
+/// `Space`, so routing does not depend on the library it serves.)
+pub(crate) trait LocalSpace {
+    /// The space's name.
+    fn name(&self) -> &str;
+    /// The highest epoch in the space's log (0 when empty).
+    fn log_epoch(&self) -> Result<u64, Error>;
+    /// Append on this process's guest, whatever the lease says (the guest checks it).
+    fn append_here(&self, intents: &[Intent], batch: bool) -> Result<Vec<Appended>, Error>;
+}
+
+/// Append `intents` to `space` by the lease protocol. Every intent must
+/// already carry its id, so that going round the loop resends the same ones.
 pub(crate) fn submit(
-    space: &Space,
+    space: &dyn LocalSpace,
     routing: &Routing,
-    intents: &[WireIntent],
+    intents: &[Intent],
     batch: bool,
 ) -> Result<Vec<Appended>, Error> {
     let deadline = Instant::now() + routing.wait;
@@ -65,11 +92,11 @@ pub(crate) fn submit(
 /// Take a one-shot lease on `space` (no endpoint), run `f`, release it.
 /// When someone else holds the lease, answers `not holder` with that lease.
 pub(crate) fn with_one_shot_lease<T>(
-    space: &Space,
+    space: &dyn LocalSpace,
     routing: &Routing,
     f: impl FnOnce() -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let log_epoch = space.head()?.map_or(0, |h| h.epoch);
+    let log_epoch = space.log_epoch()?;
     routing.leases.acquire(space.name(), &routing.identity, routing.one_shot_ttl, None, log_epoch)?;
     let result = f();
     // Releasing fails only if the lease expired and was taken meanwhile;

@@ -16,8 +16,10 @@ use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
 use crate::bindings::{DecisionLog, DecisionLogPre};
 use crate::imports::HostState;
 
-/// The guest component, built by `build.rs` and embedded in the binary.
-pub static COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/decision_log.wasm"));
+/// The guest component, embedded in the binary: the committed build of
+/// `guest/` (rebuilt by `cargo xtask component`, checked byte for byte in CI).
+/// It imports only the `dlog:decision-log` interfaces of [`crate::WIT_FILES`].
+pub static COMPONENT: &[u8] = include_bytes!("../component/decision-log.wasm");
 
 /// How often the engine's epoch advances: the granularity of call deadlines.
 const TICK: Duration = Duration::from_millis(10);

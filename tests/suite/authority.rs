@@ -131,7 +131,7 @@ fn a_fenced_holder_is_refused_and_both_hosts_agree() {
             .with_id("fence-2");
         b.space("team").append(fence).unwrap();
         // a, paused past its lease, still believes it holds it: the guest refuses.
-        let stale = a.space("team").append_here(&[decide("a2", "db", "mysql").into_wit()], false);
+        let stale = a.space("team").append_here(&[decide("a2", "db", "mysql")], false);
         match stale {
             Err(Error::NotHolder { holder: Some(h), .. }) => {
                 assert_eq!((h.holder.as_str(), h.epoch), ("b", 2), "{host}")
@@ -370,8 +370,8 @@ fn a_partitioned_holder_cannot_append_after_the_new_holder_fenced_it() {
     // A client that still has A's endpoint sends it an intent: refused.
     let intent = Intent::new("late", "decide", r#"{"key":"k","choice":"stale","rationale":"r"}"#)
         .with_id("a1")
-        .into_wit();
-    let answer = decision_log::serve::wire::forward(&a_endpoint, "team", &[intent], false).unwrap();
+        ;
+    let answer = decision_log::wire::forward(&a_endpoint, "team", &[intent], false).unwrap();
     assert!(matches!(answer, Err(Error::NotHolder { .. }) | Err(Error::StaleEpoch { .. })), "{answer:?}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(events(&repo, "team"), before, "the stale holder changed nothing");
@@ -434,8 +434,8 @@ fn concurrent_forwarded_intents_each_get_their_own_answer_even_when_one_is_bad()
                     } else {
                         format!(r#"{{"key":"k{i}","choice":"c","rationale":"r"}}"#)
                     };
-                    let intent = Intent::new("w", "decide", body).with_id(format!("c{i}")).into_wit();
-                    decision_log::serve::wire::forward(&endpoint, "team", &[intent], false).unwrap()
+                    let intent = Intent::new("w", "decide", body).with_id(format!("c{i}"));
+                    decision_log::wire::forward(&endpoint, "team", &[intent], false).unwrap()
                 })
             })
             .collect();

@@ -13,6 +13,7 @@ mod git_interop;
 mod git_objects;
 mod git_packs;
 mod golden;
+mod host_rules;
 mod parity;
 mod scenarios;
 mod support;

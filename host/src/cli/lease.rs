@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -152,6 +154,15 @@ pub(crate) fn serve(context: &Context, args: ServeArgs) -> Result<u8, Error> {
         Some(addr) => Listen::Tcp(addr),
         None => Listen::Unix(args.socket),
     };
-    crate::serve::serve(&log, ServeConfig { spaces: args.spaces, ttl: args.ttl, listen })?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| Error::Storage(format!("cannot handle signals: {e}")))?;
+    }
+    let say: crate::serve::Reporter = Arc::new(|message: &str| {
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        eprintln!("{now} dlog serve: {message}");
+    });
+    crate::serve::serve(&log, ServeConfig { spaces: args.spaces, ttl: args.ttl, listen }, stop, say)?;
     Ok(exit::OK)
 }

@@ -10,6 +10,6 @@ impl Host for HostState {
     }
 
     fn current(&mut self, space: String) -> wasmtime::Result<Option<Lease>> {
-        Ok(self.authority.current(&space))
+        Ok(self.authority.current(&space).map(Lease::from))
     }
 }

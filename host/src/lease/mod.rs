@@ -22,7 +22,7 @@ use std::time::Duration;
 pub use file::FileLeases;
 pub use memory::MemoryLeases;
 
-pub use crate::authority::Lease;
+pub use crate::types::Lease;
 use crate::clock::Clock;
 use crate::error::Error;
 
@@ -36,12 +36,34 @@ pub trait LeaseCell: Send + Sync + fmt::Debug {
     fn compare_and_swap(&self, space: &str, expected: Option<&Lease>, new: &Lease) -> Result<bool, Error>;
 }
 
-/// Space names are checked by the guest's own rule: here they become file names.
-pub(crate) fn check_space(space: &str) -> Result<(), Error> {
-    dlog_guest::model::validate_space(space).map_err(|e| match e {
-        dlog_guest::error::Error::Invalid(m) => Error::Invalid(m),
-        other => Error::Invalid(other.to_string()),
-    })
+/// A space name, checked before it becomes a lease file's name. The guest
+/// owns the rule (every append checks it there); this is the same rule with
+/// the same messages, so the published crate needs no native copy of the
+/// guest. The suite checks that both agree, name by name.
+pub fn check_space(name: &str) -> Result<(), Error> {
+    let bad = |why: &str| Err(Error::Invalid(format!("space name {name:?} {why}")));
+    if name.is_empty() {
+        return Err(Error::Invalid("space name is empty".into()));
+    }
+    if name.len() > 64 {
+        return bad("is longer than 64 characters");
+    }
+    let first = name.as_bytes()[0];
+    if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
+        return bad("must start with a lowercase letter or a digit");
+    }
+    if let Some(c) =
+        name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')))
+    {
+        return bad(&format!("contains {c:?}; only a-z, 0-9, '.', '_' and '-' are allowed"));
+    }
+    if name.contains("..") {
+        return bad("contains \"..\"");
+    }
+    if name.ends_with('.') || name.ends_with(".lock") {
+        return bad("must not end in \".\" or \".lock\"");
+    }
+    Ok(())
 }
 
 /// Two leases are the same grant in the same state.

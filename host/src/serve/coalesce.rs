@@ -9,11 +9,12 @@ use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::Error;
-use crate::log::{Appended, Log, WireIntent};
+use crate::log::Log;
+use crate::types::{Appended, Intent};
 
 struct Request {
     space: String,
-    intents: Vec<WireIntent>,
+    intents: Vec<Intent>,
     batch: bool,
     reply: Sender<Result<Vec<Appended>, Error>>,
 }
@@ -58,7 +59,7 @@ impl Coalescer {
     pub(crate) fn append(
         &self,
         space: &str,
-        intents: Vec<WireIntent>,
+        intents: Vec<Intent>,
         batch: bool,
     ) -> Result<Vec<Appended>, Error> {
         let (reply, answer) = channel();
@@ -99,7 +100,7 @@ fn take_group(pending: &mut VecDeque<Request>) -> Vec<Request> {
 fn commit(log: &Log, group: Vec<Request>) {
     if group.len() > 1 {
         let space = log.space(&group[0].space);
-        let intents: Vec<WireIntent> = group.iter().flat_map(|r| r.intents.iter().cloned()).collect();
+        let intents: Vec<Intent> = group.iter().flat_map(|r| r.intents.iter().cloned()).collect();
         if let Ok(results) = space.append_here(&intents, true) {
             for (request, appended) in group.into_iter().zip(results) {
                 let _ = request.reply.send(Ok(vec![appended]));
@@ -118,7 +119,7 @@ mod tests {
     use super::*;
     use crate::authority::SoleWriter;
     use crate::backend::MemoryBackend;
-    use crate::log::{Intent, Options};
+    use crate::log::Options;
 
     fn request(
         space: &str,
@@ -126,7 +127,7 @@ mod tests {
         body: &str,
     ) -> (Request, std::sync::mpsc::Receiver<Result<Vec<Appended>, Error>>) {
         let (reply, answer) = channel();
-        let intents = vec![Intent::new("a", "decide", body).with_id(id).into_wit()];
+        let intents = vec![Intent::new("a", "decide", body).with_id(id)];
         (Request { space: space.into(), intents, batch: false, reply }, answer)
     }
 

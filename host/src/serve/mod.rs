@@ -1,13 +1,12 @@
 //! `dlog serve`: hold the leases of some spaces, keep them renewed, fence
 //! each grant with an `authority` event, and append the intents other
-//! processes forward (protocol: [`wire`]).
+//! processes forward (protocol: [`crate::wire`]).
 //!
 //! The endpoint is a Unix socket in `<git-dir>/dlog/run/` (a directory only
 //! the owner can enter; the socket is 0600) or, when asked, a loopback TCP
 //! address. Nothing listens beyond this machine.
 
 mod coalesce;
-pub mod wire;
 
 use coalesce::Coalescer;
 
@@ -21,10 +20,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error::Error;
-use crate::log::{Intent, Log, Routing};
+use crate::log::Log;
+use crate::route::Routing;
+use crate::types::Intent;
+use crate::wire::{self, Answer, Request};
+
+/// Where `serve` reports what it does (grants, losses, stopping): one line
+/// each, without a timestamp. The CLI prints them on stderr with the time.
+pub type Reporter = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Where `serve` listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,19 +52,14 @@ pub struct ServeConfig {
     pub listen: Listen,
 }
 
-fn say(message: &str) {
-    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-    eprintln!("{now} dlog serve: {message}");
-}
-
-fn time(at_ms: u64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(at_ms)).to_string()
-}
 
 enum Listener {
     Unix(UnixListener, PathBuf),
     Tcp(TcpListener),
 }
+
+/// How often the serving threads look at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(20);
 
 fn bind(log: &Log, listen: &Listen) -> Result<(Listener, String), Error> {
     let io = |what: String, e: std::io::Error| Error::Storage(format!("{what}: {e}"));
@@ -104,31 +105,17 @@ fn handle(coalescer: &Coalescer, stream: Box<dyn wire::ReadWrite>, holder: &str)
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-        let answer = match serde_json::from_str::<Value>(&line) {
-            Ok(request) => match request["op"].as_str() {
-                Some("append") => {
-                    let answer = (|| {
-                        let space =
-                            request["space"].as_str().ok_or_else(|| Error::Invalid("no space".into()))?;
-                        let intents = request["intents"]
-                            .as_array()
-                            .ok_or_else(|| Error::Invalid("no intents".into()))?
-                            .iter()
-                            .map(wire::intent_from_json)
-                            .collect::<Result<Vec<_>, _>>()?;
-                        coalescer.append(space, intents, request["batch"].as_bool().unwrap_or(false))
-                    })();
-                    wire::answer_to_json(&answer)
-                }
-                Some("ping") => json!({"ok": "pong", "holder": holder}),
-                _ => wire::answer_to_json(&Err(Error::Invalid(
-                    "unknown op; expected \"append\" or \"ping\"".into(),
-                ))),
-            },
-            Err(e) => wire::answer_to_json(&Err(Error::Invalid(format!("the request is not JSON: {e}")))),
+        let answer = match wire::parse_request(&line) {
+            Ok(Request::Append { space, batch, intents }) => {
+                Answer::from_result(coalescer.append(&space, intents, batch))
+            }
+            Ok(Request::Ping) => Answer::Pong { holder: holder.to_owned() },
+            Err(e) => Answer::failure(e),
         };
         let stream = reader.get_mut();
-        if stream.write_all(format!("{answer}\n").as_bytes()).and_then(|()| stream.flush()).is_err() {
+        let mut out = answer.to_line();
+        out.push('\n');
+        if stream.write_all(out.as_bytes()).and_then(|()| stream.flush()).is_err() {
             return;
         }
         line.clear();
@@ -142,6 +129,7 @@ fn maintain(
     config: &ServeConfig,
     endpoint: &str,
     held: &Mutex<BTreeMap<String, u64>>,
+    say: &Reporter,
 ) {
     for space in &config.spaces {
         let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
@@ -173,7 +161,7 @@ fn maintain(
                 let body = json!({"holder": routing.identity, "epoch": lease.epoch}).to_string();
                 let fence = Intent::new(routing.identity.clone(), "authority", body)
                     .with_id(format!("authority-{}", lease.epoch));
-                match handle.append_here(&[fence.into_wit()], false) {
+                match handle.append_here(&[fence], false) {
                     Ok(appended) => {
                         let seq = appended.first().map_or(0, |a| a.event.seq);
                         say(&format!(
@@ -190,11 +178,10 @@ fn maintain(
             }
             Err(Error::NotHolder { holder: Some(other), .. }) => {
                 if held.is_empty() {
+                    let left = other.expires_at_ms.saturating_sub(routing.leases.now_ms());
                     say(&format!(
-                        "waiting for {space}: held by {} (epoch {}) until {}",
-                        other.holder,
-                        other.epoch,
-                        time(other.expires_at_ms)
+                        "waiting for {space}: held by {} (epoch {}) for up to {left} ms more",
+                        other.holder, other.epoch
                     ));
                 }
             }
@@ -203,8 +190,9 @@ fn maintain(
     }
 }
 
-/// Run until SIGTERM or SIGINT; then release every lease and remove the socket.
-pub fn serve(log: &Log, config: ServeConfig) -> Result<(), Error> {
+/// Serve until `stop` is set (the CLI sets it on SIGTERM or SIGINT); then
+/// release every lease and remove the socket.
+pub fn serve(log: &Log, config: ServeConfig, stop: Arc<AtomicBool>, say: Reporter) -> Result<(), Error> {
     let routing =
         log.routing().cloned().ok_or_else(|| Error::Invalid("serve needs the lease protocol".into()))?;
     if config.spaces.is_empty() {
@@ -213,26 +201,34 @@ pub fn serve(log: &Log, config: ServeConfig) -> Result<(), Error> {
     for space in &config.spaces {
         crate::lease::check_space(space)?;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| Error::Storage(format!("cannot handle signals: {e}")))?;
-    }
     let (listener, endpoint) = bind(log, &config.listen)?;
     say(&format!("{} listening on {endpoint}", routing.identity));
     let held = Arc::new(Mutex::new(BTreeMap::new()));
     let coalescer = Coalescer::start(log.clone());
     let holder_for_accept = routing.identity.clone();
-    maintain(log, &routing, &config, &endpoint, &held);
+    maintain(log, &routing, &config, &endpoint, &held, &say);
 
     let maintainer = {
-        let (log, routing, config, endpoint, held, stop) =
-            (log.clone(), routing.clone(), config.clone(), endpoint.clone(), held.clone(), stop.clone());
+        let (log, routing, config, endpoint, held, stop, say) = (
+            log.clone(),
+            routing.clone(),
+            config.clone(),
+            endpoint.clone(),
+            held.clone(),
+            stop.clone(),
+            say.clone(),
+        );
         std::thread::spawn(move || {
             let period = (config.ttl / 3).max(Duration::from_millis(10));
+            // Sleep in short steps so a stop is seen at once, not a third of
+            // a TTL later.
+            let mut next = std::time::Instant::now() + period;
             while !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(period);
-                maintain(&log, &routing, &config, &endpoint, &held);
+                std::thread::sleep(STOP_CHECK.min(next.saturating_duration_since(std::time::Instant::now())));
+                if std::time::Instant::now() >= next {
+                    maintain(&log, &routing, &config, &endpoint, &held, &say);
+                    next = std::time::Instant::now() + period;
+                }
             }
         })
     };
@@ -243,6 +239,7 @@ pub fn serve(log: &Log, config: ServeConfig) -> Result<(), Error> {
     };
     // Accepting blocks in its own thread (no polling latency on the append
     // path); it ends with the process.
+    let accept_say = say.clone();
     std::thread::spawn(move || {
         loop {
             let stream: std::io::Result<Box<dyn wire::ReadWrite>> = match &listener {
@@ -257,12 +254,12 @@ pub fn serve(log: &Log, config: ServeConfig) -> Result<(), Error> {
                     let (coalescer, holder) = (coalescer.clone(), holder_for_accept.clone());
                     std::thread::spawn(move || handle(&coalescer, stream, &holder));
                 }
-                Err(e) => say(&format!("accept failed: {e}")),
+                Err(e) => accept_say(&format!("accept failed: {e}")),
             }
         }
     });
     while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(STOP_CHECK);
     }
 
     say("stopping: releasing leases");
