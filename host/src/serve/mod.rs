@@ -34,6 +34,7 @@ pub type Reporter = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Where `serve` listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Listen {
     /// A Unix socket at this path (default: in `<git-dir>/dlog/run/`).
     Unix(Option<PathBuf>),
