@@ -24,6 +24,10 @@ mod replica;
 mod sync;
 mod verify;
 
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
