@@ -6,11 +6,10 @@
 //! (`index`). It is a cache in the strict sense: keyed by the head's
 //! content-addressed id, refreshed from the ref on every call (walking back
 //! only to the commit it already knows), and dropped whenever anything about
-//! it is in doubt. The log in storage is always the authority.
+//! it is in doubt (left *cold*: the next call starts over from the latest
+//! checkpoint). The log in storage is always the authority.
 //!
-//! The replicas are kept apart from the [`Ctx`] they are read and written
-//! through, so an operation holds its replica and the host at once. One job
-//! per file: `replica` (what a replica holds), `ctx` (objects in and out),
+//! One job per file: `replica` (what a replica holds), `ctx` (objects in and out),
 //! `sync` (catching up with the ref), `checkpointing`, `index`, `append`,
 //! `read`, `import` and `verify`.
 
@@ -141,6 +140,8 @@ pub struct CheckpointInfo {
 /// The decision log over a host.
 #[derive(Debug)]
 pub struct Log<H> {
+    /// Apart from the replicas, so that an operation can hold its replica
+    /// and reach the host at the same time.
     ctx: Ctx<H>,
     /// One per space read or written so far.
     replicas: BTreeMap<String, Replica>,

@@ -73,6 +73,7 @@ impl<H: Host> Log<H> {
 }
 
 impl<H: Host> Ctx<H> {
+    /// [`Log::verify`] needs no replica: it trusts nothing cached.
     fn verify(&self, space: &str) -> Result<VerifyReport, Error> {
         let head = self.host.read_ref(&model::space_ref(space)).map_err(storage)?;
         let mut problems = Vec::new();
