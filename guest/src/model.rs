@@ -1,4 +1,5 @@
-//! Names, intents and events, and every intake rule (SPEC §2–§4).
+//! Names, intents and events, and every intake rule: what a space name, an
+//! id, an actor, a key and each kind's body may be, and the v1 event envelope.
 //!
 //! Every rule rejects with a sentence that names the field and what is wrong
 //! with it; nothing here panics on any input.

@@ -7,7 +7,9 @@
 use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
 
-use super::{KnownCheckpoint, Log, Replica, Stored};
+use super::Stored;
+use super::ctx::Ctx;
+use super::replica::{KnownCheckpoint, Replica};
 use crate::checkpoint::{self, IndexEntry};
 use crate::error::Error;
 use crate::gitobj;
@@ -87,14 +89,14 @@ impl IndexCache {
     }
 }
 
-impl<H: Host> ObjectSource for Log<H> {
+impl<H: Host> ObjectSource for Ctx<H> {
     fn get(&self, id: &str, kind: ObjectKind) -> Result<Vec<u8>, RunError> {
         self.read(id, kind).map_err(run_error)
     }
 }
 
 /// Writes objects through the host, checking the ids it returns.
-struct HostSink<'a, H>(&'a Log<H>);
+struct HostSink<'a, H>(&'a Ctx<H>);
 
 impl<H: Host> ObjectSink for HostSink<'_, H> {
     fn put(&mut self, kind: ObjectKind, data: Vec<u8>) -> Result<String, RunError> {
@@ -113,7 +115,7 @@ impl ObjectSink for HashOnly {
     }
 }
 
-impl<H: Host> Log<H> {
+impl<H: Host> Ctx<H> {
     /// The entries of a tree, as (name, is a directory, id).
     fn tree_entries(&self, tree: &str) -> Result<Vec<(String, bool, String)>, IndexError> {
         Ok(self.tree(tree).map_err(run_error)?)
@@ -270,27 +272,24 @@ impl<H: Host> Log<H> {
         Ok(None)
     }
 
-    /// Run `f` against the replica of `space`; if the checkpoint's index
-    /// turns out damaged, warn, replay the whole log and run it again.
+    /// Run `f` against `replica`; if the checkpoint's index turns out
+    /// damaged, warn, replay the whole log and run it again.
     pub(super) fn indexed<T>(
         &mut self,
-        space: &str,
+        replica: &mut Replica,
         f: impl Fn(&Self, &Replica) -> Result<T, IndexError>,
     ) -> Result<T, Error> {
-        let replica = self.replicas.get(space).ok_or_else(|| Error::Storage("replica vanished".into()))?;
         let problem = match f(self, replica) {
             Ok(value) => return Ok(value),
             Err(IndexError::Log(e)) => return Err(e),
             Err(IndexError::Damaged(problem)) => problem,
         };
-        let seq = replica.checkpoint_seq();
-        let tip = replica.checkpoint_tip.clone();
+        let (space, seq) = (&replica.state.space, replica.checkpoint_seq());
         self.warn(format!(
             "the index of the checkpoint of space {space:?} at seq {seq} is unusable ({problem}); replayed the whole log"
         ));
-        self.replicas.insert(space.to_owned(), Replica::new(space, tip));
-        self.sync(space)?;
-        match f(self, &self.replicas[space]) {
+        self.replay(replica)?;
+        match f(self, replica) {
             Ok(value) => Ok(value),
             Err(IndexError::Log(e)) => Err(e),
             Err(IndexError::Damaged(problem)) => Err(Error::corrupt(problem)),

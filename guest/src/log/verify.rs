@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::ctx::Ctx;
 use super::index::mismatched_runs;
 use super::{Log, VerifyReport, storage};
 use crate::checkpoint;
@@ -67,6 +68,13 @@ impl<H: Host> Log<H> {
     /// broken invariant.
     pub fn verify(&mut self, space: &str) -> Result<VerifyReport, Error> {
         model::validate_space(space)?;
+        self.ctx.verify(space)
+    }
+}
+
+impl<H: Host> Ctx<H> {
+    /// [`Log::verify`] needs no replica: it trusts nothing cached.
+    fn verify(&self, space: &str) -> Result<VerifyReport, Error> {
         let head = self.host.read_ref(&model::space_ref(space)).map_err(storage)?;
         let mut problems = Vec::new();
         // Pass 1: the commits, newest first, each checked against its id.

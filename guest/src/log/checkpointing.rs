@@ -1,0 +1,231 @@
+//! Checkpoints: reading one (trusting it only once it agrees with itself and
+//! with the event it names), writing one at a replica's head, and adopting
+//! one another writer wrote so that a replica's tail stays short.
+
+use super::ctx::Ctx;
+use super::index::IndexError;
+use super::replica::{KnownCheckpoint, Replica};
+use super::{CheckpointInfo, Log, storage};
+use crate::checkpoint;
+use crate::error::Error;
+use crate::fold::State;
+use crate::gitobj;
+use crate::host::{Host, ObjectKind, Swap};
+use crate::model;
+
+impl<H: Host> Log<H> {
+    /// Write a checkpoint of `space` at its head now (if it has events that
+    /// no checkpoint covers); report the latest checkpoint.
+    pub fn checkpoint(&mut self, space: &str) -> Result<Option<CheckpointInfo>, Error> {
+        model::validate_space(space)?;
+        let (ctx, replica) = self.sync(space)?;
+        let written = match ctx.write_checkpoint(space, replica) {
+            Err(Error::Corrupt(problem)) => {
+                // The previous checkpoint's index is damaged: replay the log
+                // and write a checkpoint that starts a new chain.
+                ctx.warn(format!(
+                    "the index of the checkpoint of space {space:?} is unusable ({problem}); replayed the whole log"
+                ));
+                ctx.replay(replica)?;
+                ctx.write_checkpoint(space, replica)?
+            }
+            other => other?,
+        };
+        if written.is_some() || replica.state.head.is_none() {
+            return Ok(written);
+        }
+        // Lost a race on the checkpoint ref: the replica has now adopted the
+        // winner's checkpoint, or knows the ref holds one to replace.
+        ctx.refresh(replica)?;
+        if let Some(info) = ctx.write_checkpoint(space, replica)? {
+            return Ok(Some(info));
+        }
+        Ok(replica.checkpoint.as_ref().map(|c| CheckpointInfo {
+            seq: c.seq,
+            commit: c.commit.clone(),
+            event: c.event.clone(),
+        }))
+    }
+}
+
+impl<H: Host> Ctx<H> {
+    /// The space's latest checkpoint as a replica, if it is newer than
+    /// `replica`'s and its event is one of `tail` (commit and tree ids,
+    /// newest first); with the number of `tail` entries newer than it.
+    pub(super) fn checkpoint_within(
+        &self,
+        space: &str,
+        replica: &Replica,
+        tail: &[([u8; 20], [u8; 20])],
+    ) -> Option<(Replica, usize)> {
+        let tip = self.host.read_ref(&checkpoint::checkpoint_ref(space)).ok()??;
+        if replica.checkpoint_tip.as_ref() == Some(&tip) {
+            return None;
+        }
+        let (state, checkpoint) = self.read_checkpoint(space, &tip).ok()?;
+        let event = gitobj::hex_to_bytes(&checkpoint.event)?;
+        let at = tail.iter().position(|(commit, _)| *commit == event)?;
+        Some((Replica::from_checkpoint(state, checkpoint), at))
+    }
+
+    /// Start from the space's latest checkpoint if it is usable and within
+    /// what `replica` has reached (it then forgets the events it covers).
+    pub(super) fn adopt_latest_checkpoint(&self, replica: &mut Replica) {
+        let space = replica.state.space.clone();
+        let Ok(Some(tip)) = self.host.read_ref(&checkpoint::checkpoint_ref(&space)) else {
+            return;
+        };
+        if replica.checkpoint_tip.as_ref() == Some(&tip) {
+            return;
+        }
+        match self.read_checkpoint(&space, &tip) {
+            // Written after our head was read: look again once we reach it.
+            Ok((_, checkpoint)) if checkpoint.seq > replica.state.seq => {}
+            Ok((_, checkpoint))
+                if checkpoint.seq >= replica.first_seq
+                    && replica.commit_of(checkpoint.seq).as_ref() == Some(&checkpoint.event) =>
+            {
+                replica.adopt(checkpoint);
+            }
+            // Could not be read now: look again later.
+            Err(Error::Storage(_)) => {}
+            // Unusable, older than ours, or not on our chain: the next
+            // checkpoint replaces it (and it is not examined again).
+            _ => replica.checkpoint_tip = Some(tip),
+        }
+    }
+
+    /// The checkpoint `commit` of `space`, checked against itself and the event it names.
+    /// A storage failure is returned as such; anything that makes the
+    /// checkpoint unusable is [`Error::Corrupt`] with the reason.
+    pub(super) fn read_checkpoint(
+        &self,
+        space: &str,
+        commit: &str,
+    ) -> Result<(State, KnownCheckpoint), Error> {
+        let commit = commit.to_owned();
+        let header =
+            checkpoint::decode_commit(&self.read(&commit, ObjectKind::Commit)?).map_err(Error::Corrupt)?;
+        if header.space != space {
+            return Err(Error::corrupt(format!("it belongs to space {:?}", header.space)));
+        }
+        let entries = self.tree(&header.tree)?;
+        let find = |name: &str, dir: bool| checkpoint::find_entry(&entries, name, dir);
+        let state_id = find("state.json", false).ok_or_else(|| Error::corrupt("no state.json"))?;
+        let index_tree = find("index", true).ok_or_else(|| Error::corrupt("no index"))?;
+        let ids_tree = find("ids", true).ok_or_else(|| {
+            Error::corrupt(
+                "it has no id index: an older dlog wrote it; `dlog checkpoint` writes a current one",
+            )
+        })?;
+        let bytes = self.read(&state_id, ObjectKind::Blob)?;
+        if checkpoint::sha1_hex(&bytes) != header.state_sha1 {
+            return Err(Error::corrupt("state.json does not match its Dlog-State-Sha1"));
+        }
+        let mut state = checkpoint::parse_state(&bytes).map_err(Error::Corrupt)?;
+        if state.space != space
+            || state.seq != header.seq
+            || state.head.as_deref() != Some(header.event.as_str())
+        {
+            return Err(Error::corrupt("state.json does not describe the event the checkpoint names"));
+        }
+        let (event, _) = self.load(&header.event)?;
+        if event.seq != header.seq || event.space != space {
+            return Err(Error::corrupt(format!(
+                "its event {} is not seq {} of this space",
+                header.event, header.seq
+            )));
+        }
+        state.epoch = event.epoch;
+        state.at_ms = event.at_ms;
+        Ok((state, KnownCheckpoint { commit, seq: header.seq, index_tree, ids_tree, event: header.event }))
+    }
+
+    /// Write a checkpoint of `space` at `replica`'s head, unless one covers
+    /// it already; none when another writer's checkpoint got there first.
+    pub(super) fn write_checkpoint(
+        &self,
+        space: &str,
+        replica: &mut Replica,
+    ) -> Result<Option<CheckpointInfo>, Error> {
+        let (last, seq) = (replica.checkpoint_seq(), replica.state.seq);
+        let Some(event) = replica.state.head.clone() else {
+            return Ok(None);
+        };
+        if seq <= last {
+            return Ok(replica.checkpoint.as_ref().map(|c| CheckpointInfo {
+                seq: c.seq,
+                commit: c.commit.clone(),
+                event,
+            }));
+        }
+        if replica.first_seq != last + 1 || replica.commits.len() as u64 != seq - last {
+            return Err(Error::Storage(format!(
+                "the replica of space {space:?} does not hold the events since its checkpoint"
+            )));
+        }
+        let tail_ids = replica.tail_ids();
+        if tail_ids.len() != replica.commits.len() {
+            return Err(Error::Storage(format!(
+                "the replica of space {space:?} holds {} ids for {} events",
+                tail_ids.len(),
+                replica.commits.len()
+            )));
+        }
+        let hashes: Vec<u64> = tail_ids.iter().map(|id| crate::idindex::id_hash(id)).collect();
+        let entries: Vec<checkpoint::IndexEntry> = (last + 1..=seq)
+            .zip(replica.commits.iter().zip(&tail_ids))
+            .map(|(seq, (commit, id))| checkpoint::IndexEntry {
+                seq,
+                commit: gitobj::to_hex(commit),
+                id: (*id).clone(),
+            })
+            .collect();
+        let state = replica.state.canonical().into_bytes();
+        let at_ms = replica.state.at_ms;
+        // An unusable previous checkpoint is replaced by a new chain.
+        let previous = replica.checkpoint.clone();
+        let expected = replica.checkpoint_tip.clone();
+        let index_id = self.write_index(previous.as_ref(), &entries).map_err(IndexError::into_error)?;
+        let ids_id = self.write_runs(previous.as_ref(), last + 1, &hashes).map_err(IndexError::into_error)?;
+        let state_id = gitobj::object_id(ObjectKind::Blob, &state);
+        let root = checkpoint::encode_tree(&[
+            ("ids".into(), ObjectKind::Tree, ids_id.clone()),
+            ("index".into(), ObjectKind::Tree, index_id.clone()),
+            ("state.json".into(), ObjectKind::Blob, state_id.clone()),
+        ]);
+        let root_id = gitobj::object_id(ObjectKind::Tree, &root);
+        let header = checkpoint::Header {
+            tree: root_id.clone(),
+            parent: previous.as_ref().map(|p| p.commit.clone()),
+            space: space.to_owned(),
+            seq,
+            event: event.clone(),
+            state_sha1: checkpoint::sha1_hex(&state),
+        };
+        let commit = checkpoint::encode_commit(&header, at_ms);
+        let commit_id = gitobj::object_id(ObjectKind::Commit, &commit);
+        self.write(ObjectKind::Blob, &state, &state_id)?;
+        self.write(ObjectKind::Tree, &root, &root_id)?;
+        self.write(ObjectKind::Commit, &commit, &commit_id)?;
+        let name = checkpoint::checkpoint_ref(space);
+        match self.host.compare_and_swap(&name, expected.as_deref(), &commit_id).map_err(storage)? {
+            Swap::Swapped => {
+                replica.adopt(KnownCheckpoint {
+                    commit: commit_id.clone(),
+                    seq,
+                    index_tree: index_id,
+                    ids_tree: ids_id,
+                    event: event.clone(),
+                });
+                Ok(Some(CheckpointInfo { seq, commit: commit_id, event }))
+            }
+            // Another writer checkpointed first; its checkpoint is as good.
+            // Start from it if it is within what this replica has reached.
+            Swap::Mismatch(_) => {
+                self.adopt_latest_checkpoint(replica);
+                Ok(None)
+            }
+        }
+    }
+}

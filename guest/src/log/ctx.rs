@@ -1,0 +1,90 @@
+//! What every operation reads and writes through: the host, the settings and
+//! the warnings so far, with the checks that make any object the host hands
+//! back trustworthy (its kind, its encoding, the id it was stored under).
+//! Kept apart from the replicas so that an operation can hold a replica and
+//! reach storage at the same time.
+
+use super::{Settings, storage};
+use crate::checkpoint;
+use crate::error::Error;
+use crate::gitobj;
+use crate::host::{Host, ObjectKind};
+use crate::model::Event;
+
+/// Warnings kept between two `take_warnings` calls; more are dropped, so
+/// that a caller that never asks cannot make the guest grow without bound.
+const MAX_WARNINGS: usize = 100;
+
+/// The host, the settings and the warnings of a [`super::Log`].
+#[derive(Debug)]
+pub(super) struct Ctx<H> {
+    pub(super) host: H,
+    pub(super) settings: Settings,
+    pub(super) warnings: Vec<String>,
+}
+
+impl<H: Host> Ctx<H> {
+    pub(super) fn new(host: H) -> Ctx<H> {
+        Ctx { host, settings: Settings::default(), warnings: Vec::new() }
+    }
+
+    pub(super) fn warn(&mut self, warning: String) {
+        if self.warnings.len() < MAX_WARNINGS {
+            self.warnings.push(warning);
+        }
+    }
+
+    pub(super) fn read(&self, id: &str, want: ObjectKind) -> Result<Vec<u8>, Error> {
+        match self.host.read_object(id).map_err(storage)? {
+            Some((kind, data)) if kind == want => Ok(data),
+            Some((kind, _)) => Err(Error::corrupt(format!(
+                "object {id} is a {}, expected a {}",
+                kind.as_str(),
+                want.as_str()
+            ))),
+            None => Err(Error::corrupt(format!("{} {id} is missing", want.as_str()))),
+        }
+    }
+
+    /// A checkpoint tree's entries (name, is a directory, id); one that
+    /// does not decode is corrupt.
+    pub(super) fn tree(&self, id: &str) -> Result<Vec<(String, bool, String)>, Error> {
+        checkpoint::decode_tree(&self.read(id, ObjectKind::Tree)?).map_err(Error::Corrupt)
+    }
+
+    /// Load the event stored in `commit`, and the commit's parent.
+    pub(super) fn load(&self, commit: &str) -> Result<(Event, Option<String>), Error> {
+        let links = self.links(commit)?;
+        Ok((self.load_tree(commit, &links.tree)?, links.parent))
+    }
+
+    /// The tree and parent of an event commit.
+    pub(super) fn links(&self, commit: &str) -> Result<gitobj::CommitLinks, Error> {
+        let bytes = self.read(commit, ObjectKind::Commit)?;
+        gitobj::decode_commit(&bytes).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))
+    }
+
+    /// The event in an event commit's tree.
+    pub(super) fn load_tree(&self, commit: &str, tree: &str) -> Result<Event, Error> {
+        let tree = self.read(tree, ObjectKind::Tree)?;
+        let blob_id =
+            gitobj::decode_tree(&tree).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))?;
+        let blob = self.read(&blob_id, ObjectKind::Blob)?;
+        let text =
+            String::from_utf8(blob).map_err(|_| Error::corrupt(format!("blob {blob_id} is not UTF-8")))?;
+        Event::parse(&text).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))
+    }
+
+    /// Store an object whose id the guest computed: a host that files it
+    /// under another id would leave refs pointing at nothing.
+    pub(super) fn write(&self, kind: ObjectKind, data: &[u8], id: &str) -> Result<(), Error> {
+        let stored = self.host.write_object(kind, data).map_err(storage)?;
+        if stored != id {
+            return Err(Error::Storage(format!(
+                "the host stored a {} as {stored}, but its git id is {id}",
+                kind.as_str()
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+//! Reading: events, the head, the fold at the head or at a position, several
+//! spaces overlaid or side by side, and which spaces exist.
+
+use std::collections::HashSet;
+
+use super::{Log, Position, Stored, storage};
+use crate::error::{Error, Head};
+use crate::fold::{self, State};
+use crate::host::Host;
+use crate::model;
+
+impl<H: Host> Log<H> {
+    /// Events with `seq >= from`, at most `limit`.
+    pub fn events(&mut self, space: &str, from: u64, limit: u32) -> Result<Vec<Stored>, Error> {
+        model::validate_space(space)?;
+        let (ctx, replica) = self.sync(space)?;
+        let first = from.max(1);
+        ctx.indexed(replica, |ctx, replica| {
+            let last = replica.state.seq.min(first.saturating_add(u64::from(limit)).saturating_sub(1));
+            (first..=last).map(|seq| ctx.stored_at(replica, seq)).collect()
+        })
+    }
+
+    /// The newest event's position.
+    pub fn head(&mut self, space: &str) -> Result<Option<Head>, Error> {
+        model::validate_space(space)?;
+        let (_, replica) = self.sync(space)?;
+        Ok(replica.head())
+    }
+
+    /// The fold of a space, at its head or at a position.
+    pub fn fold_state(&mut self, space: &str, at: Option<&Position>) -> Result<State, Error> {
+        model::validate_space(space)?;
+        let (ctx, replica) = self.sync(space)?;
+        let head_seq = replica.state.seq;
+        let upto = match at {
+            None => return Ok(replica.state.clone()),
+            Some(Position::Seq(seq)) if *seq <= head_seq => *seq,
+            Some(Position::Seq(seq)) => {
+                return Err(Error::NotFound(format!(
+                    "space {space:?} has {head_seq} events; there is no seq {seq}"
+                )));
+            }
+            Some(Position::Commit(commit)) => {
+                let not_found =
+                    || Error::NotFound(format!("commit {commit} is not an event of space {space:?}"));
+                // The event in the commit names its seq; the commit is ours
+                // if that seq's commit is this one.
+                let seq = match ctx.load(commit) {
+                    Ok((event, _)) if event.space == space && event.seq <= head_seq => event.seq,
+                    _ => return Err(not_found()),
+                };
+                if ctx.indexed(replica, |ctx, replica| ctx.seq_commit(replica, seq))? != *commit {
+                    return Err(not_found());
+                }
+                seq
+            }
+        };
+        ctx.indexed(replica, |ctx, replica| {
+            let mut state = State::new(space);
+            for seq in 1..=upto {
+                let stored = ctx.stored_at(replica, seq)?;
+                state.apply(&stored.event, &stored.commit)?;
+            }
+            Ok(state)
+        })
+    }
+
+    /// The fold of a space as canonical JSON.
+    pub fn fold(&mut self, space: &str, at: Option<&Position>) -> Result<String, Error> {
+        Ok(self.fold_state(space, at)?.canonical())
+    }
+
+    fn states(&mut self, spaces: &[String]) -> Result<Vec<State>, Error> {
+        if spaces.is_empty() {
+            return Err(Error::invalid("no spaces given; name at least one"));
+        }
+        let mut seen = HashSet::new();
+        spaces
+            .iter()
+            .map(|s| {
+                if !seen.insert(s) {
+                    return Err(Error::invalid(format!("space {s:?} is listed twice")));
+                }
+                self.fold_state(s, None)
+            })
+            .collect()
+    }
+
+    /// Several spaces overlaid: the first to decide a key wins.
+    pub fn overlay(&mut self, spaces: &[String]) -> Result<String, Error> {
+        let states = self.states(spaces)?;
+        Ok(crate::canonical::to_canonical_string(&fold::overlay(&states)))
+    }
+
+    /// Several spaces side by side, with their disagreements.
+    pub fn union(&mut self, spaces: &[String]) -> Result<String, Error> {
+        let states = self.states(spaces)?;
+        Ok(crate::canonical::to_canonical_string(&fold::union(&states)))
+    }
+
+    /// Every space with at least one event.
+    pub fn spaces(&self) -> Result<Vec<String>, Error> {
+        let refs = self.ctx.host.list_refs(model::SPACE_REF_PREFIX).map_err(storage)?;
+        let mut names: Vec<String> = refs
+            .into_iter()
+            .filter_map(|(name, _)| name.strip_prefix(model::SPACE_REF_PREFIX).map(str::to_owned))
+            .filter(|name| model::validate_space(name).is_ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
