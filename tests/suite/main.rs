@@ -15,5 +15,6 @@ mod git_packs;
 mod golden;
 mod host_rules;
 mod parity;
+mod recovery;
 mod scenarios;
 mod support;

@@ -9,16 +9,28 @@
 //! the new lease. Files are reached through a cap-std directory handle, so
 //! nothing outside `dlog/leases/` can be touched.
 //!
+//! **No stale lock needs a person.** Before it takes the lock file, a process
+//! takes an OS advisory lock (`flock`) on `<space>.guard`, a file that is
+//! never removed, and holds it until the lock file is renamed or removed.
+//! The kernel drops an advisory lock when its process dies, however it dies.
+//! So a lock file found by the holder of the guard was left by a process
+//! that died inside its swap: it is removed and the swap goes on, at once,
+//! whatever its age. A guard held by a live process is waited for (it is
+//! held for about a millisecond), never broken. The guard file holds the
+//! pid of its last holder, for `dlog doctor`. (Processes of a dlog from
+//! before guards take lock files without them; they must not share a
+//! repository with this one while running.)
+//!
 //! Leases are local coordination state, not history: they live outside
 //! `refs/`, so `git push`/`clone` of `refs/dlog/*` does not carry them.
 
+use std::fs::TryLockError;
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
-use serde_json::json;
 
 use super::{Lease, LeaseCell, same_lease};
 use crate::error::Error;
@@ -45,9 +57,21 @@ impl FileLeases {
         let path = git_dir.join("dlog").join("leases");
         let repo =
             Dir::open_ambient_dir(git_dir, ambient_authority()).map_err(|e| io("cannot open", git_dir, e))?;
-        repo.create_dir_all("dlog/leases").map_err(|e| io("cannot create", &path, e))?;
-        let dir = repo.open_dir("dlog/leases").map_err(|e| io("cannot open", &path, e))?;
-        Ok(FileLeases { dir, path })
+        // Each directory made here is durable before it is used: its parent
+        // is fsynced after the mkdir, or a power loss could drop the entry
+        // and, with it, every lease written below.
+        let mut parent = repo;
+        let mut at = git_dir.to_path_buf();
+        for component in ["dlog", "leases"] {
+            at.push(component);
+            match parent.create_dir(component) {
+                Ok(()) => sync_dir(&parent, &at)?,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("cannot create", &at, e)),
+            }
+            parent = parent.open_dir(component).map_err(|e| io("cannot open", &at, e))?;
+        }
+        Ok(FileLeases { dir: parent, path })
     }
 
     fn file(space: &str) -> String {
@@ -55,50 +79,91 @@ impl FileLeases {
     }
 
     fn parse(&self, space: &str, text: &str) -> Result<Lease, Error> {
-        let corrupt = |why: String| {
+        serde_json::from_str(text).map_err(|e| {
             Error::Storage(format!(
-                "lease file {} is damaged ({why}); remove it to reset the lease",
+                "lease file {} is damaged ({e}); remove it to reset the lease",
                 self.path.join(Self::file(space)).display()
             ))
-        };
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
-        let number = |k: &str| v[k].as_u64().ok_or_else(|| corrupt(format!("no {k}")));
-        Ok(Lease {
-            holder: v["holder"].as_str().ok_or_else(|| corrupt("no holder".into()))?.to_owned(),
-            epoch: number("epoch")?,
-            expires_at_ms: number("expires_at_ms")?,
-            endpoint: v["endpoint"].as_str().map(str::to_owned),
         })
     }
 
-    fn encode(lease: &Lease) -> String {
-        // serde_json sorts keys (no preserve_order), so this is canonical.
-        json!({"holder": lease.holder, "epoch": lease.epoch, "expires_at_ms": lease.expires_at_ms, "endpoint": lease.endpoint})
-            .to_string()
+    fn encode(lease: &Lease) -> Result<String, Error> {
+        // Through a Value: serde_json sorts its keys (no preserve_order), so
+        // the file is canonical JSON, as it always was.
+        serde_json::to_value(lease)
+            .map(|v| v.to_string())
+            .map_err(|e| Error::Storage(format!("cannot encode a lease: {e}")))
     }
 
-    /// Take the lock file of `space`, waiting a bounded time for another writer.
-    fn lock(&self, space: &str) -> Result<(cap_std::fs::File, String), Error> {
-        let name = format!("{space}.json.lock");
-        let started = Instant::now();
+    /// Take `space`'s guard: an advisory lock the kernel releases when this
+    /// process dies. Waits a bounded time for a live holder.
+    fn guard(&self, space: &str) -> Result<Guard, Error> {
+        let name = format!("{space}.guard");
+        let path = self.path.join(&name);
         let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
+        options.read(true).write(true).create(true);
+        let file = self.dir.open_with(&name, &options).map_err(|e| io("cannot open", &path, e))?.into_std();
+        let started = Instant::now();
         loop {
-            match self.dir.open_with(&name, &options) {
-                Ok(file) => return Ok((file, name)),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists && started.elapsed() < LOCK_WAIT => {
-                    std::thread::sleep(Duration::from_millis(2));
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(Duration::from_millis(1));
                 }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                Err(TryLockError::WouldBlock) => {
                     return Err(Error::Storage(format!(
-                        "the lease of space {space:?} is locked by another process ({}); if no dlog process is running, see `dlog doctor`",
-                        self.path.join(&name).display()
+                        "the lease of space {space:?} is being changed by a live process ({}) that held it \
+                         for over {}s; it is never broken while that process lives",
+                        holder_of(&path),
+                        LOCK_WAIT.as_secs()
                     )));
                 }
-                Err(e) => return Err(io("cannot lock", &self.path.join(&name), e)),
+                Err(TryLockError::Error(e)) => return Err(io("cannot lock", &path, e)),
             }
         }
+        // Who holds it, for `dlog doctor`: not synced, as it only matters
+        // while this process lives.
+        let pid = format!("{}\n", std::process::id());
+        let _ = file.set_len(0).and_then(|()| (&file).write_all(pid.as_bytes()));
+        Ok(Guard(file))
     }
+
+    /// Take the lock file of `space`. The caller holds the guard, so a lock
+    /// file that exists was left by a process that died holding it.
+    fn lock(&self, space: &str) -> Result<(cap_std::fs::File, String), Error> {
+        let name = format!("{space}.json.lock");
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        match self.dir.open_with(&name, &options) {
+            Ok(file) => Ok((file, name)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                self.dir.remove_file(&name).map_err(|e| io("cannot remove stale", &self.path.join(&name), e))?;
+                let file = self
+                    .dir
+                    .open_with(&name, &options)
+                    .map_err(|e| io("cannot lock", &self.path.join(&name), e))?;
+                Ok((file, name))
+            }
+            Err(e) => Err(io("cannot lock", &self.path.join(&name), e)),
+        }
+    }
+}
+
+/// A held guard; dropping it (closing the file) releases it.
+#[derive(Debug)]
+struct Guard(#[allow(dead_code)] std::fs::File);
+
+/// The pid recorded in a guard file, as text for an error message.
+fn holder_of(path: &Path) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(pid) if !pid.trim().is_empty() => format!("pid {}", pid.trim()),
+        _ => "pid unknown".into(),
+    }
+}
+
+fn sync_dir(dir: &Dir, path: &Path) -> Result<(), Error> {
+    let handle = dir.open(".").map_err(|e| io("cannot open", path, e))?;
+    handle.sync_all().map_err(|e| io("cannot sync", path, e))
 }
 
 impl LeaseCell for FileLeases {
@@ -118,6 +183,7 @@ impl LeaseCell for FileLeases {
 
     fn compare_and_swap(&self, space: &str, expected: Option<&Lease>, new: &Lease) -> Result<bool, Error> {
         super::check_space(space)?;
+        let _guard = self.guard(space)?;
         let (mut lock, lock_name) = self.lock(space)?;
         let result = (|| {
             let current = self.read(space)?;
@@ -130,14 +196,13 @@ impl LeaseCell for FileLeases {
                 return Ok(false);
             }
             let lock_path = self.path.join(&lock_name);
-            lock.write_all(Self::encode(new).as_bytes()).map_err(|e| io("cannot write", &lock_path, e))?;
+            lock.write_all(Self::encode(new)?.as_bytes()).map_err(|e| io("cannot write", &lock_path, e))?;
             lock.sync_all().map_err(|e| io("cannot sync", &lock_path, e))?;
             self.dir
                 .rename(&lock_name, &self.dir, Self::file(space))
                 .map_err(|e| io("cannot replace", &lock_path, e))?;
             // The rename is durable once the directory is.
-            let dir = self.dir.open(".").map_err(|e| io("cannot open", &self.path, e))?;
-            dir.sync_all().map_err(|e| io("cannot sync", &self.path, e))?;
+            sync_dir(&self.dir, &self.path)?;
             Ok(true)
         })();
         if !matches!(result, Ok(true)) {
