@@ -100,7 +100,9 @@ impl From<wit::Error> for Error {
                 Error::DecisionConflict { key: c.key, expected: c.expected, in_force: c.in_force }
             }
             wit::Error::IdConflict(id) => Error::IdConflict(id),
-            wit::Error::NotHolder(n) => Error::NotHolder { space: n.space, holder: n.holder.map(Lease::from) },
+            wit::Error::NotHolder(n) => {
+                Error::NotHolder { space: n.space, holder: n.holder.map(Lease::from) }
+            }
             wit::Error::StaleEpoch(s) => Error::StaleEpoch { epoch: s.epoch, head_epoch: s.head_epoch },
             wit::Error::NotFound(m) => Error::NotFound(m),
             wit::Error::Corrupt(m) => Error::Corrupt(m),

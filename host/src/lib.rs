@@ -51,9 +51,7 @@ pub use error::Error;
 pub use log::{Log, Options, Space};
 pub use route::Routing;
 pub use runtime::COMPONENT;
-pub use types::{
-    Appended, CheckpointInfo, Event, Head, ImportReport, Intent, Lease, Position, VerifyReport,
-};
+pub use types::{Appended, CheckpointInfo, Event, Head, ImportReport, Intent, Lease, Position, VerifyReport};
 
 /// The WIT package the component implements, file by file, as published.
 pub const WIT_FILES: &[(&str, &str)] = &[

@@ -343,17 +343,23 @@ impl Space {
         Ok(self.log.call(|b, s| b.dlog_decision_log_log().call_verify(s, &self.name))?.into())
     }
 
-    /// Replay exported events (one canonical event per element).
+    /// Replay exported events (one canonical event per element). Under the
+    /// lease protocol it goes where an append would: this process's guest
+    /// when it holds the space (or under a one-shot lease when nobody
+    /// does), else forwarded whole to the holder (`dlog serve`).
     pub fn import(&self, events: &[String]) -> Result<ImportReport, Error> {
-        let import = || self.log.call(|b, s| b.dlog_decision_log_log().call_import(s, &self.name, events));
-        let report = match &self.log.inner.routing {
-            Some(routing) => match routing.leases.live(&self.name)? {
-                Some(lease) if lease.holder == routing.identity => import(),
-                _ => crate::route::with_one_shot_lease(self, routing, import),
-            },
-            None => import(),
-        }?;
-        Ok(report.into())
+        match &self.log.inner.routing {
+            Some(routing) => crate::route::run(self, routing, &|| self.import_here(events), &|endpoint| {
+                crate::wire::forward_import(endpoint, &self.name, events)
+            }),
+            None => self.import_here(events),
+        }
+    }
+
+    /// Import on this log's own guest, whatever the lease says (the guest
+    /// still checks it): what a lease holder does with a forwarded import.
+    pub fn import_here(&self, events: &[String]) -> Result<ImportReport, Error> {
+        Ok(self.log.call(|b, s| b.dlog_decision_log_log().call_import(s, &self.name, events))?.into())
     }
 
     /// Write every event as JSON Lines (one canonical event per line);

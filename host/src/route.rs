@@ -1,4 +1,4 @@
-//! Where an append goes under the lease protocol:
+//! Where an append (or an import) goes under the lease protocol:
 //!
 //! - this log holds the live lease → append here;
 //! - another live holder with an endpoint (`dlog serve`) → forward the
@@ -55,12 +55,26 @@ pub(crate) fn submit(
     intents: &[Intent],
     batch: bool,
 ) -> Result<Vec<Appended>, Error> {
+    run(space, routing, &|| space.append_here(intents, batch), &|endpoint| {
+        wire::forward(endpoint, space.name(), intents, batch)
+    })
+}
+
+/// Do a write to `space` where the lease protocol says: `here` on this
+/// process's guest (under our lease or a one-shot one), or `forward` to the
+/// live holder's endpoint. `forward`'s outer error is a transport failure.
+pub(crate) fn run<T>(
+    space: &dyn LocalSpace,
+    routing: &Routing,
+    here: &dyn Fn() -> Result<T, Error>,
+    forward: &dyn Fn(&str) -> std::io::Result<Result<T, Error>>,
+) -> Result<T, Error> {
     let deadline = Instant::now() + routing.wait;
     loop {
         let outcome = match routing.leases.live(space.name())? {
-            Some(lease) if lease.holder == routing.identity => space.append_here(intents, batch),
+            Some(lease) if lease.holder == routing.identity => here(),
             Some(lease) => match &lease.endpoint {
-                Some(endpoint) => match wire::forward(endpoint, space.name(), intents, batch) {
+                Some(endpoint) => match forward(endpoint) {
                     Ok(answer) => answer,
                     Err(_) if Instant::now() < deadline => {
                         sleep(POLL);
@@ -77,7 +91,7 @@ pub(crate) fn submit(
                 },
                 None => Err(Error::NotHolder { space: space.name().into(), holder: Some(lease) }),
             },
-            None => with_one_shot_lease(space, routing, || space.append_here(intents, batch)),
+            None => with_one_shot_lease(space, routing, here),
         };
         match outcome {
             Err(Error::NotHolder { .. }) if Instant::now() < deadline => sleep(POLL),

@@ -9,6 +9,8 @@
 //! → {"op":"append","space":"team","batch":false,"intents":[{"id":"…","actor":"…","kind":"decide","body":"{…}","expect_seq":null}]}
 //! ← {"ok":[{"event":{"space":"team","seq":3,…,"canonical":"…","commit":"…"},"created":true}]}
 //! ← {"error":{"kind":"not-holder","detail":{"space":"team","holder":{…}},"message":"not holder: …"}}
+//! → {"op":"import","space":"team","events":["{…}","{…}"]}
+//! ← {"imported":{"total":2,"skipped":0,"written":2,"head":{…}}}
 //! → {"op":"ping"}   ← {"pong":{"holder":"serve@host:123#abcd"}}
 //! ```
 //!
@@ -27,7 +29,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::types::{Appended, Intent};
+use crate::types::{Appended, ImportReport, Intent};
 
 /// How long a client waits for the holder's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,6 +49,14 @@ pub enum Request {
         /// The intents, each with its id.
         intents: Vec<Intent>,
     },
+    /// Import exported events (canonical JSON, one per element) into a
+    /// space the server holds: all or nothing, as `dlog import`.
+    Import {
+        /// The space.
+        space: String,
+        /// The exported events, oldest first.
+        events: Vec<String>,
+    },
     /// Is anyone there, and who?
     Ping,
 }
@@ -58,6 +68,8 @@ pub enum Request {
 pub enum Answer {
     /// The appended (or already present) events, one per intent.
     Ok(Vec<Appended>),
+    /// The outcome of an import.
+    Imported(ImportReport),
     /// The answer to a ping.
     Pong {
         /// The server's identity, as its leases name it.
@@ -141,7 +153,21 @@ pub fn forward(
     match exchange(endpoint, &request)? {
         Answer::Ok(appended) => Ok(Ok(appended)),
         Answer::Error(failure) => Ok(Err(failure.error)),
-        Answer::Pong { .. } => Err(invalid_data("the holder answered an append with a pong".into())),
+        _ => Err(invalid_data("the holder answered an append with something else".into())),
+    }
+}
+
+/// Send an import to the holder at `endpoint`; errors as [`forward`]'s.
+pub fn forward_import(
+    endpoint: &str,
+    space: &str,
+    events: &[String],
+) -> std::io::Result<Result<ImportReport, Error>> {
+    let request = Request::Import { space: space.to_owned(), events: events.to_vec() };
+    match exchange(endpoint, &request)? {
+        Answer::Imported(report) => Ok(Ok(report)),
+        Answer::Error(failure) => Ok(Err(failure.error)),
+        _ => Err(invalid_data("the holder answered an import with something else".into())),
     }
 }
 
@@ -150,7 +176,7 @@ pub fn ping(endpoint: &str) -> std::io::Result<String> {
     match exchange(endpoint, &Request::Ping)? {
         Answer::Pong { holder } => Ok(holder),
         Answer::Error(failure) => Err(invalid_data(failure.message)),
-        Answer::Ok(_) => Err(invalid_data("the holder answered a ping with events".into())),
+        _ => Err(invalid_data("the holder answered a ping with something else".into())),
     }
 }
 

@@ -307,9 +307,42 @@ fn non_holders_forward_to_serve_and_get_one_total_order() {
 }
 
 #[test]
-fn serve_releases_its_lease_and_removes_its_socket_on_sigterm() {
+fn an_import_into_a_space_that_serve_holds_is_forwarded_to_it() {
+    let held = Repo::new();
+    let serve = Serve::start(&held.path, "team", "5s");
+    for key in ["a", "b"] {
+        held.ok(&["append", "team", "--key", key, "--choice", "c", "--why", "w"]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("team.jsonl");
+    std::fs::write(&file, held.ok(&["export", "team"])).unwrap();
+    let file = file.to_str().unwrap();
+
+    // Re-importing the log's own export through the holder: nothing to write.
+    let report = held.json(&["import", "team", file]);
+    assert_eq!((report["total"].as_u64(), report["written"].as_u64()), (Some(3), Some(0)), "{report}");
+
+    // An export that carries one event more (written elsewhere on the same
+    // history) is imported by the holder: the suffix is written.
+    let elsewhere = Repo::new();
+    elsewhere.ok(&["import", "team", file]);
+    elsewhere.ok(&["append", "team", "--key", "d", "--choice", "c", "--why", "w", "--id", "from-elsewhere"]);
+    std::fs::write(file, elsewhere.ok(&["export", "team"])).unwrap();
+    let report = held.json(&["import", "team", file]);
+    assert_eq!((report["skipped"].as_u64(), report["written"].as_u64()), (Some(3), Some(1)), "{report}");
+    assert_eq!(events(&held, "team")[3]["id"], "from-elsewhere");
+    assert_eq!(held.head("team"), elsewhere.head("team"), "the same commits, so the same head");
+    assert_eq!(lease_of(&held, "team")["live"], true, "serve still holds the space");
+    assert_linear(&held, "team", 4);
+    drop(serve);
+}
+
+#[test]
+fn serve_releases_its_lease_and_removes_its_socket_on_sigterm_without_waiting_for_a_renewal() {
     let repo = Repo::new();
-    let mut serve = Serve::start(&repo.path, "team", "5s");
+    // Renewals every 100 s: a stop that waited for the next one would miss
+    // wait_for's deadline.
+    let mut serve = Serve::start(&repo.path, "team", "300s");
     let socket = lease_of(&repo, "team")["endpoint"].as_str().unwrap().trim_start_matches("unix:").to_owned();
     serve.signal("-TERM");
     serve.wait_for("stopped");
@@ -368,9 +401,8 @@ fn a_partitioned_holder_cannot_append_after_the_new_holder_fenced_it() {
     let before = events(&repo, "team");
     a.signal("-CONT");
     // A client that still has A's endpoint sends it an intent: refused.
-    let intent = Intent::new("late", "decide", r#"{"key":"k","choice":"stale","rationale":"r"}"#)
-        .with_id("a1")
-        ;
+    let intent =
+        Intent::new("late", "decide", r#"{"key":"k","choice":"stale","rationale":"r"}"#).with_id("a1");
     let answer = decision_log::wire::forward(&a_endpoint, "team", &[intent], false).unwrap();
     assert!(matches!(answer, Err(Error::NotHolder { .. }) | Err(Error::StaleEpoch { .. })), "{answer:?}");
     std::thread::sleep(Duration::from_millis(500));

@@ -44,12 +44,16 @@ fn the_host_and_the_guest_compute_the_same_object_ids() {
         (ObjectKind::Commit, GuestKind::Commit),
     ];
     for (host, guest) in kinds {
-        for data in [&b""[..], b"{}", b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n", &[0u8, 255, 10][..]] {
+        for data in [&b""[..], b"{}", b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n", &[0u8, 255, 10][..]]
+        {
             let ours = ObjectId::for_object(host, data);
             assert_eq!(ours.0, dlog_guest::gitobj::object_id_bytes(guest, data), "{host:?} {data:?}");
             assert_eq!(ours.to_hex(), dlog_guest::gitobj::to_hex(&ours.0));
         }
     }
     // git's well-known id of the empty tree.
-    assert_eq!(ObjectId::for_object(ObjectKind::Tree, b"").to_hex(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+    assert_eq!(
+        ObjectId::for_object(ObjectKind::Tree, b"").to_hex(),
+        "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    );
 }

@@ -22,7 +22,8 @@ fn a_lease_lock_left_by_a_killed_writer_does_not_block_the_next_append() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!lock.exists(), "the stale lock file is gone");
     let lease: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo.path.join("dlog/leases/team.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(repo.path.join("dlog/leases/team.json")).unwrap())
+            .unwrap();
     assert_eq!(lease["epoch"], 2, "the second one-shot grant: {lease}");
     assert_eq!(repo.json(&["fold", "team"])["seq"], 2);
 }
@@ -31,7 +32,8 @@ fn a_lease_lock_left_by_a_killed_writer_does_not_block_the_next_append() {
 fn a_lease_guard_held_by_a_live_process_is_never_broken_and_is_named_in_the_error() {
     let repo = Repo::new();
     assert!(append(&repo, "a").status.success());
-    let guard = File::options().read(true).write(true).open(repo.path.join("dlog/leases/team.guard")).unwrap();
+    let guard =
+        File::options().read(true).write(true).open(repo.path.join("dlog/leases/team.guard")).unwrap();
     guard.lock().unwrap();
     std::fs::write(repo.path.join("dlog/leases/team.guard"), format!("{}\n", std::process::id())).unwrap();
 

@@ -78,7 +78,8 @@ fn input_files(root: &Path) -> Result<Vec<String>, String> {
 fn collect(root: &Path, path: &Path, files: &mut Vec<String>) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.is_file() {
-        let relative = path.strip_prefix(root).map_err(|_| format!("{} is outside the root", path.display()))?;
+        let relative =
+            path.strip_prefix(root).map_err(|_| format!("{} is outside the root", path.display()))?;
         let parts: Vec<_> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
         files.push(parts.join("/"));
         return Ok(());

@@ -137,7 +137,9 @@ impl FileLeases {
         match self.dir.open_with(&name, &options) {
             Ok(file) => Ok((file, name)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                self.dir.remove_file(&name).map_err(|e| io("cannot remove stale", &self.path.join(&name), e))?;
+                self.dir
+                    .remove_file(&name)
+                    .map_err(|e| io("cannot remove stale", &self.path.join(&name), e))?;
                 let file = self
                     .dir
                     .open_with(&name, &options)

@@ -22,9 +22,9 @@ use std::time::Duration;
 pub use file::FileLeases;
 pub use memory::MemoryLeases;
 
-pub use crate::types::Lease;
 use crate::clock::Clock;
 use crate::error::Error;
+pub use crate::types::Lease;
 
 /// Where leases are stored: one value per space, changed only by
 /// compare-and-swap, durable once a swap returns true.

@@ -53,7 +53,6 @@ pub struct ServeConfig {
     pub listen: Listen,
 }
 
-
 enum Listener {
     Unix(UnixListener, PathBuf),
     Tcp(TcpListener),
@@ -102,7 +101,7 @@ fn bind(log: &Log, listen: &Listen) -> Result<(Listener, String), Error> {
 }
 
 /// Answer one connection: one JSON line in, one JSON line out, until EOF.
-fn handle(coalescer: &Coalescer, stream: Box<dyn wire::ReadWrite>, holder: &str) {
+fn handle(log: &Log, coalescer: &Coalescer, stream: Box<dyn wire::ReadWrite>, holder: &str) {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
@@ -110,6 +109,10 @@ fn handle(coalescer: &Coalescer, stream: Box<dyn wire::ReadWrite>, holder: &str)
             Ok(Request::Append { space, batch, intents }) => {
                 Answer::from_result(coalescer.append(&space, intents, batch))
             }
+            Ok(Request::Import { space, events }) => match log.space(&space).import_here(&events) {
+                Ok(report) => Answer::Imported(report),
+                Err(e) => Answer::failure(e),
+            },
             Ok(Request::Ping) => Answer::Pong { holder: holder.to_owned() },
             Err(e) => Answer::failure(e),
         };
@@ -241,6 +244,7 @@ pub fn serve(log: &Log, config: ServeConfig, stop: Arc<AtomicBool>, say: Reporte
     // Accepting blocks in its own thread (no polling latency on the append
     // path); it ends with the process.
     let accept_say = say.clone();
+    let accept_log = log.clone();
     std::thread::spawn(move || {
         loop {
             let stream: std::io::Result<Box<dyn wire::ReadWrite>> = match &listener {
@@ -252,8 +256,9 @@ pub fn serve(log: &Log, config: ServeConfig, stop: Arc<AtomicBool>, say: Reporte
             };
             match stream {
                 Ok(stream) => {
-                    let (coalescer, holder) = (coalescer.clone(), holder_for_accept.clone());
-                    std::thread::spawn(move || handle(&coalescer, stream, &holder));
+                    let (log, coalescer, holder) =
+                        (accept_log.clone(), coalescer.clone(), holder_for_accept.clone());
+                    std::thread::spawn(move || handle(&log, &coalescer, stream, &holder));
                 }
                 Err(e) => accept_say(&format!("accept failed: {e}")),
             }
