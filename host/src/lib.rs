@@ -38,6 +38,7 @@ mod component_cache;
 mod convert;
 pub mod doctor;
 mod error;
+pub mod guard;
 mod imports;
 pub mod lease;
 mod log;

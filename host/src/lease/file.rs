@@ -10,29 +10,27 @@
 //! nothing outside `dlog/leases/` can be touched.
 //!
 //! **No stale lock needs a person.** Before it takes the lock file, a process
-//! takes an OS advisory lock (`flock`) on `<space>.guard`, a file that is
-//! never removed, and holds it until the lock file is renamed or removed.
-//! The kernel drops an advisory lock when its process dies, however it dies.
-//! So a lock file found by the holder of the guard was left by a process
-//! that died inside its swap: it is removed and the swap goes on, at once,
-//! whatever its age. A guard held by a live process is waited for (it is
-//! held for about a millisecond), never broken. The guard file holds the
-//! pid of its last holder, for `dlog doctor`. (Processes of a dlog from
-//! before guards take lock files without them; they must not share a
-//! repository with this one while running.)
+//! takes the space's guard, `<space>.guard` (an OS advisory lock the kernel
+//! drops when its process dies; `crate::guard`). So a lock file found by the
+//! holder of the guard was left by a process that died inside its swap: it
+//! is removed and the swap goes on, at once, whatever its age. A guard held
+//! by a live process is waited for (it is held for about a millisecond),
+//! never broken. (Processes of a dlog from before guards take lock files
+//! without them; they must not share a repository with this one while
+//! running.)
 //!
 //! Leases are local coordination state, not history: they live outside
 //! `refs/`, so `git push`/`clone` of `refs/dlog/*` does not carry them.
 
-use std::fs::TryLockError;
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 
 use super::{Lease, LeaseCell, same_lease};
+use crate::guard::{self, Guard};
 use crate::error::Error;
 
 /// How long to wait for another process's lock on a lease file. Locks are
@@ -95,37 +93,24 @@ impl FileLeases {
             .map_err(|e| Error::Storage(format!("cannot encode a lease: {e}")))
     }
 
-    /// Take `space`'s guard: an advisory lock the kernel releases when this
-    /// process dies. Waits a bounded time for a live holder.
+    /// Take `space`'s guard (see `crate::guard`), waiting a bounded time
+    /// for a live holder, whom the error then names.
     fn guard(&self, space: &str) -> Result<Guard, Error> {
         let name = format!("{space}.guard");
         let path = self.path.join(&name);
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true);
-        let file = self.dir.open_with(&name, &options).map_err(|e| io("cannot open", &path, e))?.into_std();
-        let started = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(Error::Storage(format!(
-                        "the lease of space {space:?} is being changed by a live process ({}) that held it \
-                         for over {}s; it is never broken while that process lives",
-                        holder_of(&path),
-                        LOCK_WAIT.as_secs()
-                    )));
-                }
-                Err(TryLockError::Error(e)) => return Err(io("cannot lock", &path, e)),
-            }
+        let open = || self.dir.open_with(&name, &options).map(|f| f.into_std());
+        let file = open().map_err(|e| io("cannot open", &path, e))?;
+        match guard::acquire(file, LOCK_WAIT).map_err(|e| io("cannot lock", &path, e))? {
+            Some(held) => Ok(held),
+            None => Err(Error::Storage(format!(
+                "the lease of space {space:?} is being changed by a live process ({}) that held it \
+                 for over {}s; it is never broken while that process lives",
+                guard::describe(open().ok().as_ref().and_then(guard::holder)),
+                LOCK_WAIT.as_secs()
+            ))),
         }
-        // Who holds it, for `dlog doctor`: not synced, as it only matters
-        // while this process lives.
-        let pid = format!("{}\n", std::process::id());
-        let _ = file.set_len(0).and_then(|()| (&file).write_all(pid.as_bytes()));
-        Ok(Guard(file))
     }
 
     /// Take the lock file of `space`. The caller holds the guard, so a lock
@@ -148,18 +133,6 @@ impl FileLeases {
             }
             Err(e) => Err(io("cannot lock", &self.path.join(&name), e)),
         }
-    }
-}
-
-/// A held guard; dropping it (closing the file) releases it.
-#[derive(Debug)]
-struct Guard(#[allow(dead_code)] std::fs::File);
-
-/// The pid recorded in a guard file, as text for an error message.
-fn holder_of(path: &Path) -> String {
-    match std::fs::read_to_string(path) {
-        Ok(pid) if !pid.trim().is_empty() => format!("pid {}", pid.trim()),
-        _ => "pid unknown".into(),
     }
 }
 

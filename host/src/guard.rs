@@ -1,0 +1,123 @@
+//! Guards: how a lock file left by a dead process is told from one a live
+//! process holds, without a person and without waiting for it to age.
+//!
+//! Before a process takes a lock file (a lease's `<space>.json.lock`, a
+//! ref's `<ref>.lock`), it takes an OS advisory lock (`flock`) on the lock's
+//! *guard*, a small file that is never removed, and holds it until the lock
+//! file is renamed into place or removed. The kernel drops an advisory lock
+//! when its process dies, however it dies (`kill -9`, a panic, a power
+//! loss). So whoever holds the guard and still finds the lock file knows its
+//! owner is dead: it removes the file and goes on. A guard a live process
+//! holds is waited for a bounded time and never broken. The guard records
+//! its holder's pid (unsynced: it only matters while that process lives)
+//! for error messages and `dlog doctor`.
+
+use std::fs::{File, TryLockError};
+use std::io::{Read as _, Seek as _, Write as _};
+use std::time::{Duration, Instant};
+
+/// A held guard; dropping it closes the file, which releases the lock.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    _file: File,
+}
+
+/// What a look at a guard found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuardState {
+    /// Nobody holds it: any lock file it guards was left by a dead process.
+    Free,
+    /// A live process holds it (its pid, if it wrote one).
+    Held(Option<u32>),
+}
+
+/// Take the guard in `file`, waiting up to `wait` for a live holder. `Ok(None)`
+/// when the wait ran out (the caller names the holder with [`holder`]).
+pub(crate) fn acquire(file: File, wait: Duration) -> std::io::Result<Option<Guard>> {
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) if started.elapsed() < wait => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    let pid = format!("{}\n", std::process::id());
+    // The pid is a courtesy for messages: failing to write it is no reason
+    // to give up a lock we hold.
+    let _ = file.set_len(0).and_then(|()| (&file).write_all(pid.as_bytes()));
+    Ok(Some(Guard { _file: file }))
+}
+
+/// Whether a live process holds the guard in `file`, without waiting. A
+/// probe that finds it free holds it for an instant and lets go.
+pub fn probe(file: &File) -> std::io::Result<GuardState> {
+    match file.try_lock() {
+        Ok(()) => {
+            file.unlock()?;
+            Ok(GuardState::Free)
+        }
+        Err(TryLockError::WouldBlock) => Ok(GuardState::Held(holder(file))),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// The pid the holder of the guard in `file` wrote, if any.
+pub fn holder(file: &File) -> Option<u32> {
+    let mut text = String::new();
+    let mut reader = file;
+    reader.rewind().ok()?;
+    reader.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+/// A holder for messages: `pid 4711`, or `pid unknown`.
+pub(crate) fn describe(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "pid unknown".into(), |pid| format!("pid {pid}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard_file(dir: &std::path::Path) -> File {
+        File::options().read(true).write(true).create(true).truncate(false).open(dir.join("g.guard")).unwrap()
+    }
+
+    #[test]
+    fn a_guard_is_exclusive_while_held_and_free_once_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = acquire(guard_file(dir.path()), Duration::ZERO).unwrap().expect("free at first");
+        assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Held(Some(std::process::id())));
+        assert!(acquire(guard_file(dir.path()), Duration::from_millis(20)).unwrap().is_none());
+        drop(held);
+        assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Free);
+        assert!(acquire(guard_file(dir.path()), Duration::ZERO).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_guard_held_by_a_process_that_was_killed_is_free_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.guard");
+        // One process (the shell, replaced by sleep) takes flock(1) on fd 9
+        // and holds it; it is killed without letting go itself.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "exec 9<>\"$0\"; echo 4242 >&9; flock 9; exec sleep 60"])
+            .arg(&path)
+            .spawn()
+            .expect("sh");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while probe(&guard_file(dir.path())).unwrap() == GuardState::Free {
+            assert!(Instant::now() < deadline, "the child never took the guard");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Held(Some(4242)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Free, "the kernel let go with the process");
+        assert!(acquire(guard_file(dir.path()), Duration::ZERO).unwrap().is_some());
+    }
+}
