@@ -104,6 +104,7 @@
 //! then exhaust them, every rescan fails, so a failed lookup opens a fresh
 //! store, sized for the packs on disk then, and is retried once.
 
+mod fsck;
 mod pack;
 mod repack;
 
@@ -116,11 +117,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use gix::bstr::{BStr, ByteSlice};
+use gix::bstr::ByteSlice;
 use gix::objs::{Find as _, FindHeader as _, Write as _};
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::{FullName, Target};
 
+use self::fsck::validate;
 use self::pack::{PackObject, encode_pack};
 use super::{Backend, ObjectId, ObjectKind, StorageError, SwapOutcome};
 
@@ -1566,170 +1568,6 @@ fn tree_links(data: &[u8]) -> impl Iterator<Item = ObjectId> + '_ {
 fn open_repo(path: &Path) -> Result<gix::Repository, StorageError> {
     gix::open_opts(path, gix::open::Options::isolated().object_store_slots(STORE_SLOTS))
         .map_err(|e| gix_error(format!("cannot open git repository {}", path.display()), e))
-}
-
-// ---------------------------------------------------------------------------
-// Validation of untrusted object bytes.
-
-/// Check that `data` is a well-formed object of `kind`: it parses (gix), and
-/// it passes what `git fsck --strict` checks of a single object.
-fn validate(kind: ObjectKind, data: &[u8]) -> Result<(), String> {
-    match kind {
-        ObjectKind::Blob => Ok(()),
-        ObjectKind::Tree => {
-            gix::objs::TreeRef::from_bytes(data, gix::hash::Kind::Sha1).map_err(|e| format!("{e:#}"))?;
-            check_tree(data)
-        }
-        ObjectKind::Commit => {
-            let commit = gix::objs::CommitRef::from_bytes(data, gix::hash::Kind::Sha1)
-                .map_err(|e| format!("{e:#}"))?;
-            check_commit(data, &commit)
-        }
-    }
-}
-
-/// `git fsck --strict` rules for trees: canonical modes, safe names, no null
-/// ids, entries in git's order without duplicates.
-fn check_tree(data: &[u8]) -> Result<(), String> {
-    let mut rest = data;
-    let mut previous: Option<(&[u8], bool)> = None;
-    let mut names = HashSet::new();
-    while !rest.is_empty() {
-        let space = rest.find_byte(b' ').ok_or("entry without a mode")?;
-        let (mode, tail) = (&rest[..space], &rest[space + 1..]);
-        let nul = tail.find_byte(0).ok_or("entry without a name terminator")?;
-        let (name, tail) = (&tail[..nul], &tail[nul + 1..]);
-        if tail.len() < 20 {
-            return Err("truncated entry id".into());
-        }
-        let (id, tail) = tail.split_at(20);
-        rest = tail;
-
-        let shown = name.as_bstr();
-        let (is_dir, is_link) = match mode {
-            b"100644" | b"100755" | b"160000" => (false, false),
-            b"120000" => (false, true),
-            b"40000" => (true, false),
-            _ => return Err(format!("entry {shown:?} has mode {:?}", mode.as_bstr())),
-        };
-        check_entry_name(name, is_link).map_err(|why| format!("entry {shown:?} {why}"))?;
-        if id.iter().all(|&b| b == 0) {
-            return Err(format!("entry {shown:?} has the null id"));
-        }
-        if let Some((before, before_is_dir)) = previous
-            && tree_order(before, before_is_dir, name, is_dir) != std::cmp::Ordering::Less
-        {
-            return Err(format!("entries are not in git's order at {shown:?}"));
-        }
-        if !names.insert(name) {
-            return Err(format!("entry {shown:?} appears twice"));
-        }
-        previous = Some((name, is_dir));
-    }
-    Ok(())
-}
-
-/// Git's tree order: names compared bytewise, a directory as if followed by `/`.
-fn tree_order(a: &[u8], a_dir: bool, b: &[u8], b_dir: bool) -> std::cmp::Ordering {
-    let a_key = a.iter().copied().chain(a_dir.then_some(b'/'));
-    let b_key = b.iter().copied().chain(b_dir.then_some(b'/'));
-    a_key.cmp(b_key)
-}
-
-fn check_entry_name(name: &[u8], is_link: bool) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("has an empty name");
-    }
-    if name.contains(&b'/') {
-        return Err("has a '/' in its name");
-    }
-    if name == b"." || name == b".." {
-        return Err("is named '.' or '..'");
-    }
-    let folded = fold_name(name);
-    if folded == b".git" || folded == b"git~1" {
-        return Err("is (a disguise of) .git");
-    }
-    if folded == b".gitmodules" || folded == b"gitmod~1" {
-        return Err("is .gitmodules, which git checks specially");
-    }
-    if is_link && [&b".gitattributes"[..], b".gitignore", b".mailmap"].contains(&folded.as_slice()) {
-        return Err("is a symlink git refuses");
-    }
-    Ok(())
-}
-
-/// The name as NTFS and HFS+ would compare it: ASCII case folded, the
-/// code points HFS+ ignores removed, and (NTFS) anything from a `:` on and
-/// trailing dots and spaces dropped.
-fn fold_name(name: &[u8]) -> Vec<u8> {
-    let mut folded: Vec<u8> = match std::str::from_utf8(name) {
-        Ok(text) => text
-            .chars()
-            .filter(|c| !matches!(*c as u32, 0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff))
-            .collect::<String>()
-            .into_bytes(),
-        Err(_) => name.to_vec(),
-    };
-    folded.make_ascii_lowercase();
-    if let Some(colon) = folded.find_byte(b':') {
-        folded.truncate(colon);
-    }
-    while folded.last().is_some_and(|&b| b == b'.' || b == b' ') {
-        folded.pop();
-    }
-    folded
-}
-
-/// `git fsck --strict` rules for commits beyond parsing: well-formed author
-/// and committer, no NUL in the header.
-fn check_commit(data: &[u8], commit: &gix::objs::CommitRef<'_>) -> Result<(), String> {
-    check_ident(commit.author).map_err(|why| format!("author {:?}: {why}", commit.author))?;
-    check_ident(commit.committer).map_err(|why| format!("committer {:?}: {why}", commit.committer))?;
-    let header_end = data.find(b"\n\n").unwrap_or(data.len());
-    if data[..header_end].contains(&0) {
-        return Err("NUL byte in the header".into());
-    }
-    Ok(())
-}
-
-/// Git's `fsck_ident`: `name <email> seconds +hhmm`.
-fn check_ident(ident: &BStr) -> Result<(), &'static str> {
-    let s: &[u8] = ident;
-    if s.first() == Some(&b'<') {
-        return Err("no name before the email");
-    }
-    let lt = s.find_byteset(b"<>").ok_or("no email")?;
-    if s[lt] == b'>' {
-        return Err("bad name");
-    }
-    if lt == 0 || s[lt - 1] != b' ' {
-        return Err("no space before the email");
-    }
-    let after = &s[lt + 1..];
-    let gt = after.find_byteset(b"<>").ok_or("bad email")?;
-    if after[gt] != b'>' {
-        return Err("bad email");
-    }
-    let rest = after[gt + 1..].strip_prefix(b" ").ok_or("no space before the date")?;
-    let space = rest.find_byte(b' ').ok_or("bad date")?;
-    let (date, zone) = (&rest[..space], &rest[space + 1..]);
-    if date.is_empty() || !date.iter().all(u8::is_ascii_digit) {
-        return Err("bad date");
-    }
-    if date.len() > 1 && date[0] == b'0' {
-        return Err("zero-padded date");
-    }
-    let seconds: u64 = std::str::from_utf8(date).ok().and_then(|d| d.parse().ok()).ok_or("date overflows")?;
-    if seconds > i64::MAX as u64 {
-        return Err("date overflows");
-    }
-    let zone_ok =
-        zone.len() == 5 && matches!(zone[0], b'+' | b'-') && zone[1..].iter().all(u8::is_ascii_digit);
-    if !zone_ok {
-        return Err("bad time zone");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
