@@ -69,6 +69,7 @@ pub(super) fn sync_new_tree_parent(path: &Path) -> Result<(), StorageError> {
     }
 }
 
+/// Temporary files of a pack being written: removed when dropped, unless
 /// forgotten (once renamed into place).
 #[derive(Debug, Default)]
 pub(super) struct TempFiles(Vec<PathBuf>);

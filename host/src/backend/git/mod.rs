@@ -1171,7 +1171,6 @@ fn to_gix_kind(kind: ObjectKind) -> gix::objs::Kind {
     }
 }
 
-/// Temporary files of a pack being written: removed when dropped, unless
 #[cfg(test)]
 mod tests {
     use super::*;
