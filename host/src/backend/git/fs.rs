@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::{FlushStats, StorageError};
+use super::StorageError;
+use super::write_set::FlushStats;
 
 /// Remove a file; one already gone is fine.
 pub(super) fn remove_if_present(file: &Path) -> Result<(), StorageError> {
