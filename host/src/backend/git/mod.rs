@@ -116,7 +116,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -125,10 +125,10 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::{FullName, Target};
 
 use self::buffer::Pending;
-use self::fs::{fsync_all, fsync_file, fsync_path, remove_if_present, sync_new_tree, sync_new_tree_parent};
+use self::fs::{fsync_all, fsync_file, sync_new_tree, sync_new_tree_parent};
 use self::fsck::validate;
 use self::odb::{HandlePool, open_repo};
-use self::pack::PackObject;
+pub use self::repack::GcReport;
 use self::write_set::{FlushStats, PACK_THRESHOLD, Swap};
 use super::{Backend, ObjectId, ObjectKind, StorageError, SwapOutcome};
 
@@ -136,19 +136,6 @@ use super::{Backend, ObjectId, ObjectKind, StorageError, SwapOutcome};
 /// another writer before giving up with [`StorageError::Locked`]. gix retries
 /// with a randomised quadratic backoff (1 ms, 4 ms, 9 ms, …) within this time.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-/// What [`GitBackend::gc`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GcReport {
-    /// Loose objects moved into packs.
-    pub loose_packed: usize,
-    /// Packs before.
-    pub packs_before: usize,
-    /// Packs merged into others.
-    pub packs_merged: usize,
-    /// Packs after.
-    pub packs_after: usize,
-}
 
 /// A git repository on disk as a [`Backend`].
 ///
@@ -400,156 +387,6 @@ impl GitBackend {
         Ok(Some(SwapOutcome::Mismatch(current.map(|id| from_gix(&id)))))
     }
 
-    /// Merge small packs once a write set became one (see [`repack`]), after
-    /// the swap. A failure (say, another process merged the same packs away
-    /// first) leaves every object where it was, so it is not the append's
-    /// failure; this instance tries again a minute later.
-    fn consolidate_packs(&self) {
-        let mut failed = self.merge_failed.lock().unwrap_or_else(PoisonError::into_inner);
-        if failed.is_some_and(|at| at.elapsed() < repack::LOOSE_MIN_AGE) {
-            return;
-        }
-        let _flushing = self.lock_flushing();
-        *failed = self.merge_packs().err().map(|_| Instant::now());
-    }
-
-    fn merge_packs(&self) -> Result<(), StorageError> {
-        self.merge(repack::plan).map(|_| ())
-    }
-
-    /// Merge the packs `choose` picks from those on disk; how many it merged.
-    fn merge(
-        &self,
-        choose: fn(Vec<repack::PackFile>) -> Vec<repack::PackFile>,
-    ) -> Result<usize, StorageError> {
-        let pack_dir = self.pack_dir();
-        let chosen = choose(
-            repack::list(&pack_dir)
-                .map_err(|e| StorageError::io(format!("cannot list {}", pack_dir.display()), e))?,
-        );
-        if chosen.is_empty() {
-            return Ok(0);
-        }
-        // Objects keep the order they were written in (packs oldest first,
-        // each in pack order): a log's events stay near each other, which a
-        // replay reading them in order is measurably faster for than id order.
-        let mut ordered: Vec<(std::time::SystemTime, &repack::PackFile)> = chosen
-            .iter()
-            .map(|p| (p.index.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), p))
-            .collect();
-        ordered.sort();
-        let mut seen = HashSet::new();
-        let mut objects = Vec::new();
-        for (_, pack) in ordered {
-            let index = gix::odb::pack::index::File::at(&pack.index, gix::hash::Kind::Sha1)
-                .map_err(|e| StorageError::io(format!("cannot read {}", pack.index.display()), e))?;
-            let mut entries: Vec<_> = index.iter().collect();
-            entries.sort_by_key(|e| e.pack_offset);
-            for entry in entries {
-                if !seen.insert(entry.oid) {
-                    continue;
-                }
-                let id = from_gix(&entry.oid);
-                let (kind, data) = self.read_object(&id)?.ok_or_else(|| {
-                    StorageError::io(
-                        format!("cannot merge {}", pack.index.display()),
-                        format!("{id} is gone"),
-                    )
-                })?;
-                objects.push(PackObject { id, kind, data: data.into() });
-            }
-        }
-        let merged = self.write_pack(&objects, &mut FlushStats::default())?;
-        self.packs_written.store(false, Ordering::Relaxed);
-        for pack in chosen.iter().filter(|p| p.index != merged) {
-            for file in pack.files() {
-                remove_if_present(&file)?;
-            }
-        }
-        fsync_path(&pack_dir)?;
-        self.refresh_store()?;
-        Ok(chosen.len())
-    }
-
-    /// Pack loose objects older than [`repack::LOOSE_MIN_AGE`] (at most
-    /// [`repack::MAX_MERGE_OBJECTS`] per pack) and remove their files once
-    /// the pack is durable; how many. A loose file that cannot be read (torn
-    /// by a crash: nothing refers to it) is left for `git gc`.
-    fn pack_loose(&self) -> Result<usize, StorageError> {
-        let loose = repack::loose_objects(&self.objects_dir, repack::LOOSE_MIN_AGE)
-            .map_err(|e| StorageError::io(format!("cannot list {}", self.objects_dir.display()), e))?;
-        let mut packed = 0;
-        for chunk in loose.chunks(repack::MAX_MERGE_OBJECTS as usize) {
-            let mut objects = Vec::with_capacity(chunk.len());
-            let mut files = Vec::with_capacity(chunk.len());
-            for (id, path) in chunk {
-                if let Ok(Some((kind, data))) = self.read_object(id) {
-                    objects.push(PackObject { id: *id, kind, data: data.into() });
-                    files.push(path);
-                }
-            }
-            if objects.is_empty() {
-                continue;
-            }
-            self.write_pack(&objects, &mut FlushStats::default())?;
-            for file in files {
-                remove_if_present(file)?;
-            }
-            packed += objects.len();
-        }
-        if packed > 0 {
-            self.refresh_store()?;
-        }
-        Ok(packed)
-    }
-
-    /// After a swap that wrote loose objects: pack them once there are about
-    /// as many as would make git's own `gc.auto` run (at most once a minute
-    /// per instance, since young objects are left loose).
-    fn maybe_pack_loose(&self) {
-        let mut last = self.last_loose_pack.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.is_some_and(|at| at.elapsed() < repack::LOOSE_MIN_AGE)
-            || repack::loose_estimate(&self.objects_dir) < repack::LOOSE_LIMIT
-        {
-            return;
-        }
-        *last = Some(Instant::now());
-        drop(last);
-        let _flushing = self.lock_flushing();
-        // Like a merge, a failure leaves every object where it was.
-        if self.pack_loose().is_ok() {
-            let _ = self.merge_packs();
-        }
-    }
-
-    /// `dlog gc`: pack every loose object older than a minute, then merge
-    /// packs until no merge is left to do (each merge at most
-    /// [`repack::MAX_MERGE_OBJECTS`] objects), telling `progress` about
-    /// each step. Reads and appends, here and in other processes, go on
-    /// meanwhile.
-    pub fn gc(&self, progress: &mut dyn FnMut(&str)) -> Result<GcReport, StorageError> {
-        let _flushing = self.lock_flushing();
-        let pack_dir = self.pack_dir();
-        let count_packs = || {
-            repack::list(&pack_dir)
-                .map(|p| p.len())
-                .map_err(|e| StorageError::io(format!("cannot list {}", pack_dir.display()), e))
-        };
-        let packs_before = count_packs()?;
-        let loose_packed = self.pack_loose()?;
-        progress(&format!("packed {loose_packed} loose objects"));
-        let mut packs_merged = 0;
-        loop {
-            let merged = self.merge(repack::plan_any)?;
-            if merged == 0 {
-                break;
-            }
-            packs_merged += merged;
-            progress(&format!("merged {merged} packs into one"));
-        }
-        Ok(GcReport { loose_packed, packs_before, packs_merged, packs_after: count_packs()? })
-    }
-
     /// Directories between the ref file and `refs/` (exclusive), innermost
     /// first, each with whether it exists now.
     fn ref_dirs(&self, ref_path: &Path) -> Vec<(PathBuf, bool)> {
@@ -758,11 +595,7 @@ impl Backend for GitBackend {
             }
         }
         self.sync_ref(&ref_path, changes, &dirs)?;
-        if self.packs_written.swap(false, Ordering::Relaxed) {
-            self.consolidate_packs();
-        } else {
-            self.maybe_pack_loose();
-        }
+        self.repack_after_swap();
         Ok(SwapOutcome::Swapped)
     }
 
