@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use gix::bstr::{BStr, ByteSlice};
+use gix::validate::path::component;
 
 use super::ObjectKind;
 
@@ -73,24 +74,35 @@ fn tree_order(a: &[u8], a_dir: bool, b: &[u8], b_dir: bool) -> std::cmp::Orderin
     a_key.cmp(b_key)
 }
 
+/// The name rules of `git fsck` for one entry, as gix implements git's
+/// (`gix::validate::path::component`): not empty, no `/`, not `.` or `..`,
+/// and not `.git` as HFS+ (ignoring the code points it ignores) or NTFS
+/// (trailing dots and spaces, `:` streams, the `git~1` short name) would
+/// read it, each filesystem on its own as git does: a name that needs both
+/// to look like `.git` is `.git` on neither. gix's Windows rules (`\`, `:`,
+/// device names such as `nul`, trailing dots) stay off: git's fsck does not
+/// apply them to trees, and the names they refuse are valid elsewhere.
 fn check_entry_name(name: &[u8], is_link: bool) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("has an empty name");
+    let options = component::Options { protect_windows: false, protect_hfs: true, protect_ntfs: true };
+    // Asked as if every entry were a symlink: gix then refuses every name
+    // that HFS+ or NTFS reads as `.gitmodules`, which git parses as
+    // submodule configuration whatever its mode, so it is refused for any.
+    match component(name.as_bstr(), Some(component::Mode::Symlink), options) {
+        Ok(_) => {}
+        Err(component::Error::Empty) => return Err("has an empty name"),
+        Err(component::Error::PathSeparator) => return Err("has a '/' in its name"),
+        Err(component::Error::Relative) => return Err("is named '.' or '..'"),
+        Err(component::Error::DotGitDir) => return Err("is (a disguise of) .git"),
+        Err(component::Error::SymlinkedGitModules) => {
+            return Err("is .gitmodules, which git checks specially");
+        }
+        // Only the Windows rules, which are off, report anything else.
+        Err(_) => return Err("is not a valid name"),
     }
-    if name.contains(&b'/') {
-        return Err("has a '/' in its name");
-    }
-    if name == b"." || name == b".." {
-        return Err("is named '.' or '..'");
-    }
-    let folded = fold_name(name);
-    if folded == b".git" || folded == b"git~1" {
-        return Err("is (a disguise of) .git");
-    }
-    if folded == b".gitmodules" || folded == b"gitmod~1" {
-        return Err("is .gitmodules, which git checks specially");
-    }
-    if is_link && [&b".gitattributes"[..], b".gitignore", b".mailmap"].contains(&folded.as_slice()) {
+    // gix has no rule for these, so they stay hand-written: git's fsck flags
+    // symlinks by these names (git reads the files from the work tree, where
+    // a symlink could lead out of it).
+    if is_link && [&b".gitattributes"[..], b".gitignore", b".mailmap"].contains(&fold_name(name).as_slice()) {
         return Err("is a symlink git refuses");
     }
     Ok(())
@@ -98,7 +110,8 @@ fn check_entry_name(name: &[u8], is_link: bool) -> Result<(), &'static str> {
 
 /// The name as NTFS and HFS+ would compare it: ASCII case folded, the
 /// code points HFS+ ignores removed, and (NTFS) anything from a `:` on and
-/// trailing dots and spaces dropped.
+/// trailing dots and spaces dropped. Only for the symlink names gix does
+/// not check.
 fn fold_name(name: &[u8]) -> Vec<u8> {
     let mut folded: Vec<u8> = match std::str::from_utf8(name) {
         Ok(text) => text
@@ -167,4 +180,72 @@ fn check_ident(ident: &BStr) -> Result<(), &'static str> {
         return Err("bad time zone");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_names_the_guest_writes_are_accepted() {
+        let names = [
+            "event.json",
+            "state.json",
+            "index",
+            "ids",
+            "meta",
+            "000000000001.txt",
+            "00-000000000001-000000000512",
+            "p000000",
+        ];
+        for name in names {
+            assert_eq!(check_entry_name(name.as_bytes(), false), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn git_and_its_disguises_are_refused() {
+        for name in ["", ".", "..", "a/b", ".git", ".GIT", ".git. ", ".git:x", "git~1", ".g\u{200c}it"] {
+            assert!(check_entry_name(name.as_bytes(), false).is_err(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn every_name_git_reads_as_gitmodules_is_refused_whatever_its_mode() {
+        // git parses a blob by any of these names as submodule configuration.
+        for name in [".gitmodules", ".GitModules.", "gitmod~1", "gitmod~2", "gi7eba~1", ".g\u{200c}itmodules"]
+        {
+            for is_link in [false, true] {
+                assert_eq!(
+                    check_entry_name(name.as_bytes(), is_link),
+                    Err("is .gitmodules, which git checks specially"),
+                    "{name:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn some_special_files_may_not_be_symlinks() {
+        for name in [".gitattributes", ".gitignore", ".mailmap", ".MailMap.", ".git\u{200c}ignore"] {
+            assert_eq!(check_entry_name(name.as_bytes(), false), Ok(()), "{name:?}");
+            assert_eq!(check_entry_name(name.as_bytes(), true), Err("is a symlink git refuses"), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn names_only_windows_refuses_are_accepted_as_git_fsck_does() {
+        for name in ["nul", "con.json", "a:b", "a\\b", "a.", "a ", "a?"] {
+            assert_eq!(check_entry_name(name.as_bytes(), false), Ok(()), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn an_hfs_disguise_with_ntfs_decorations_is_no_disguise_on_either() {
+        // HFS+ ignores U+200C but keeps the trailing dot; NTFS drops the dot
+        // but keeps U+200C. git's fsck accepts these, and so does gix.
+        for name in [".g\u{200c}it.", "git~1\u{200c}"] {
+            assert_eq!(check_entry_name(name.as_bytes(), false), Ok(()), "{name:?}");
+        }
+    }
 }
