@@ -1,6 +1,6 @@
 //! The buffer of objects written but not yet in a write set (step 1 and
-//! *Lost races* in the module docs), and the walk that finds what a swap's
-//! commit reaches in it.
+//! *Lost races* in [the backend's docs](super)), and the walk that finds what
+//! a swap's commit reaches in it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard, PoisonError};

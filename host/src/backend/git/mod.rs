@@ -6,51 +6,53 @@
 //! durable), so this backend does, and it makes everything an append needs
 //! durable at one point, in an order a crash cannot undo:
 //!
-//! 1. [`Backend::write_object`] validates the object and *buffers* it in
-//!    memory (kind, bytes, id), without touching the disk at all. Reads of
-//!    this instance see buffered objects at once; other instances and
-//!    processes see them once a swap has written them. Writing an object
-//!    twice buffers it once. An object already on disk is buffered and
-//!    written again all the same (looking costs a `stat` per object, a
-//!    third of the write path): each write set carries its own copy instead
-//!    of trusting a file another writer may not have synced, rewrites a
-//!    loose file torn by a crash, and an identical batch makes the identical
-//!    pack. Duplicates are harmless and `git gc` drops them.
+//! 1. [`Backend::write_object`] validates the object ([`fsck`]) and
+//!    *buffers* it in memory ([`buffer`]: kind, bytes, id), without touching
+//!    the disk at all. Reads of this instance see buffered objects at once;
+//!    other instances and processes see them once a swap has written them.
+//!    Writing an object twice buffers it once. An object already on disk is
+//!    buffered and written again all the same (looking costs a `stat` per
+//!    object, a third of the write path): each write set carries its own copy
+//!    instead of trusting a file another writer may not have synced, rewrites
+//!    a loose file torn by a crash, and an identical batch makes the
+//!    identical pack. Duplicates are harmless and `git gc` drops them.
 //! 2. [`Backend::compare_and_swap`] checks that `new` is a commit, then
-//!    reads the ref (without a lock), before and again after waiting for a
-//!    write set in progress. If it does not hold `expected`, the swap
-//!    reports the mismatch and writes nothing (see *Lost races*).
+//!    reads the ref ([`refs`], without a lock), before and again after
+//!    waiting for a write set in progress. If it does not hold `expected`,
+//!    the swap reports the mismatch and writes nothing (see *Lost races*).
 //! 3. Under a mutex (so a swap never overtakes a write set in progress) it
-//!    writes one **write set**: the buffered objects `new` reaches (through
-//!    buffered commits and trees), plus every other buffered object not
-//!    marked lost. What they name outside the buffer must already be in the
-//!    repository, or the swap is refused and nothing is written; and unless
-//!    it is `expected` (durable since its own swap; for a log, the parent
-//!    of the batch, the only such object) it is fsynced with the write set:
-//!    its loose file and fan-out directory, or `objects/pack/`.
-//!    - at least [`PACK_THRESHOLD`] objects: **one pack**. The
-//!      `objects/pack/pack-<checksum>.pack` and its version-2 `.idx` are
-//!      written to temporary files (`tmp_pack_*`, `tmp_idx_*`, which `git gc`
-//!      cleans up) and each is fsynced; then they are renamed into place,
-//!      the `.pack` first and the `.idx` last (git ignores a pack without
-//!      its index, while an index without its pack would be an error); then
-//!      `objects/pack/` is fsynced, and `objects/` if `pack/` may be new;
+//!    writes one **write set** ([`write_set`]): the buffered objects `new`
+//!    reaches (through buffered commits and trees), plus every other buffered
+//!    object not marked lost. What they name outside the buffer must already
+//!    be in the repository, or the swap is refused and nothing is written;
+//!    and unless it is `expected` (durable since its own swap; for a log, the
+//!    parent of the batch, the only such object) it is fsynced with the write
+//!    set: its loose file and fan-out directory, or `objects/pack/`.
+//!    - at least [`PACK_THRESHOLD`] objects: **one pack** (encoded by
+//!      [`pack`]). The `objects/pack/pack-<checksum>.pack` and its version-2
+//!      `.idx` are written to temporary files (`tmp_pack_*`, `tmp_idx_*`,
+//!      which `git gc` cleans up) and each is fsynced; then they are renamed
+//!      into place, the `.pack` first and the `.idx` last (git ignores a pack
+//!      without its index, while an index without its pack would be an
+//!      error); then `objects/pack/` is fsynced, and `objects/` if `pack/`
+//!      may be new;
 //!    - fewer: loose objects, written through gix; then the object files,
 //!      their fan-out directories (`objects/xx/`) and, if one may be new,
 //!      `objects/` are fsynced. Single appends (3 objects) stay loose: a pack
 //!      each would leave thousands of tiny packs, which slow every read.
-//! 4. It prepares the gix ref transaction (no reflog): under the ref's lock,
-//!    gix checks the expected value and writes the new one into
+//! 4. It prepares the gix ref transaction ([`refs`], no reflog): under the
+//!    ref's lock, gix checks the expected value and writes the new one into
 //!    `<ref>.lock`. The backend fsyncs that lock file, then commits (gix
 //!    renames the lock onto the ref).
 //! 5. It fsyncs the ref's directory, and the parent of every directory that
 //!    was created for the ref (e.g. `refs/dlog/` for a new
 //!    `refs/dlog/spaces/`) or that this instance has not synced before.
 //! 6. If the write set became a pack and a size tier now holds
-//!    [`repack::TIER_WIDTH`] packs, it merges them into one; if it wrote
-//!    loose objects and about [`repack::LOOSE_LIMIT`] exist, it packs those
-//!    older than a minute (see [`repack`]). The swap is already durable; a
-//!    failed merge leaves every object where it was.
+//!    [`repack::TIER_WIDTH`] packs, it merges them into one ([`repack`],
+//!    which also holds `dlog gc`); if it wrote loose objects and about
+//!    [`repack::LOOSE_LIMIT`] exist, it packs those older than a minute. The
+//!    swap is already durable; a failed merge leaves every object where it
+//!    was.
 //!
 //! `Swapped` is returned only after all of that succeeded: the ref, the
 //! objects it reaches and every object written before (but those of lost
@@ -86,23 +88,39 @@
 //! instance, objects of an append still in progress that another thread's
 //! write set took along (not lost yet, so written) before that append lost.
 //!
-//! The buffer is bounded: past [`MAX_BUFFERED_BYTES`] a write writes all of
-//! it out (lost objects included, as a pack unless there are few) before
-//! any swap, so a caller that writes without swapping costs disk, not
-//! unbounded memory.
+//! The buffer is bounded: past `MAX_BUFFERED_BYTES` ([`buffer`]) a write
+//! writes all of it out (lost objects included, as a pack unless there are
+//! few) before any swap, so a caller that writes without swapping costs
+//! disk, not unbounded memory.
 //!
 //! # Freshness
 //!
-//! Nothing about refs is cached across calls: every call builds a fresh gix
-//! ref store (gix caches `packed-refs` and revalidates it only by mtime), and
-//! reads a ref by its exact name (loose file first, then `packed-refs`).
-//! Objects are looked up in the buffer, then through a per-call handle on
-//! the shared object store, which sees new loose objects at once and rescans
-//! `objects/pack/` on a miss, so a pack written by this or another instance
-//! is found as soon as it is in place. gix's store has a fixed number of
-//! slots for pack indices, chosen when it is opened; when packs added since
-//! then exhaust them, every rescan fails, so a failed lookup opens a fresh
-//! store, sized for the packs on disk then, and is retried once.
+//! Nothing about refs is cached across calls ([`refs`]): every call builds a
+//! fresh gix ref store (gix caches `packed-refs` and revalidates it only by
+//! mtime), and reads a ref by its exact name (loose file first, then
+//! `packed-refs`). Objects are looked up ([`odb`]) in the buffer, then
+//! through a per-call handle on the shared object store, which sees new loose
+//! objects at once and rescans `objects/pack/` on a miss, so a pack written
+//! by this or another instance is found as soon as it is in place. gix's
+//! store has a fixed number of slots for pack indices, chosen when it is
+//! opened; when packs added since then exhaust them, every rescan fails, so a
+//! failed lookup opens a fresh store, sized for the packs on disk then, and
+//! is retried once.
+//!
+//! # Files
+//!
+//! One job each: this file holds [`GitBackend`], its constructors and the
+//! [`Backend`] impl, whose `compare_and_swap` runs the steps above in order.
+//! - [`fsck`]: what `write_object` refuses (`git fsck --strict`'s rules);
+//! - [`buffer`]: step 1, the buffer and its lost marks, and the walk from a
+//!   commit through buffered commits and trees;
+//! - [`write_set`]: step 3, loose or packed, and its fsyncs;
+//! - [`pack`]: the pack and index encoder step 3 uses;
+//! - [`refs`]: reading refs, and steps 4 and 5;
+//! - [`repack`]: step 6 and `dlog gc`, merging packs and packing loose
+//!   objects;
+//! - [`odb`]: reading objects, and the object store's handles;
+//! - [`fs`]: fsyncs and temporary files.
 
 mod buffer;
 mod fs;

@@ -1,6 +1,6 @@
 //! Reading objects: the buffer first, then a pooled handle on gix's shared
 //! object store, replaced when it can no longer see what is on disk (see
-//! *Freshness* in the module docs).
+//! *Freshness* in [the backend's docs](super)).
 
 use std::fmt;
 use std::path::Path;
@@ -12,7 +12,7 @@ use super::{GitBackend, ObjectId, ObjectKind, StorageError, from_gix, gix_error,
 
 /// Index slots of gix's object store (one per pack index): at least this
 /// many, and twice what is on disk when the store is opened, so that a
-/// long-lived instance rarely has to reopen its store (see *Freshness*).
+/// long-lived instance rarely has to reopen its store.
 const STORE_SLOTS: gix::odb::store::init::Slots =
     gix::odb::store::init::Slots::AsNeededByDiskState { multiplier: 2.0, minimum: 64 };
 

@@ -1,7 +1,7 @@
-//! Refs: read exactly as they are on disk now (see *Freshness* in the
-//! module docs), and moved by a gix transaction whose lock file the backend
-//! fsyncs before gix renames it onto the ref, then the directories the
-//! rename changed (steps 4 and 5).
+//! Refs: read exactly as they are on disk now (see *Freshness* in [the
+//! backend's docs](super)), and moved by a gix transaction whose lock file
+//! the backend fsyncs before gix renames it onto the ref, then the
+//! directories the rename changed (steps 4 and 5).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -101,7 +101,8 @@ impl GitBackend {
     }
 
     /// The mismatch to report if the ref does not hold `expected` now; the
-    /// objects `new` reaches are then marked lost (see *Lost races*).
+    /// objects `new` reaches are then marked lost (see *Lost races* in [the
+    /// backend's docs](super)).
     pub(super) fn lost_race(
         &self,
         store: &gix::refs::file::Store,

@@ -1,6 +1,7 @@
-//! Write sets (step 3 in the module docs): the buffered objects a swap
-//! takes along, written as one pack or as loose objects and made durable,
-//! with whatever they name outside the buffer, before the ref moves.
+//! Write sets (step 3 in [the backend's docs](super)): the buffered objects
+//! a swap takes along, written as one pack or as loose objects and made
+//! durable, with whatever they name outside the buffer, before the ref
+//! moves.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -109,9 +110,9 @@ impl GitBackend {
         self.durable_dirs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Make one write set durable (see the module docs): the buffered
-    /// objects that the swap's commit reaches and those not marked lost
-    /// (all of them for no swap), as one pack or as loose objects. What the
+    /// Make one write set durable (see [the backend's docs](super)): the
+    /// buffered objects that the swap's commit reaches and those not marked
+    /// lost (all of them for no swap), as one pack or as loose objects. What the
     /// commit reaches outside the buffer must be in the repository (else
     /// the swap is refused and nothing is written); it is synced too unless
     /// it is the ref's current value (durable since its own swap). The
