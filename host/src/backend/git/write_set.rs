@@ -112,10 +112,10 @@ impl GitBackend {
 
     /// Make one write set durable (see [the backend's docs](super)): the
     /// buffered objects that the swap's commit reaches and those not marked
-    /// lost (all of them for no swap), as one pack or as loose objects. What the
-    /// commit reaches outside the buffer must be in the repository (else
-    /// the swap is refused and nothing is written); it is synced too unless
-    /// it is the ref's current value (durable since its own swap). The
+    /// lost (all of them for no swap), as one pack or as loose objects.
+    /// What the commit reaches outside the buffer must be in the repository
+    /// (else the swap is refused and nothing is written); it is synced too
+    /// unless it is the ref's current value (durable since its own swap). The
     /// caller holds `flushing` throughout, so that a concurrent caller that
     /// finds nothing left to write knows the write set in progress has
     /// completed; what was written is forgotten only once it is durable.
