@@ -6,51 +6,53 @@
 //! durable), so this backend does, and it makes everything an append needs
 //! durable at one point, in an order a crash cannot undo:
 //!
-//! 1. [`Backend::write_object`] validates the object and *buffers* it in
-//!    memory (kind, bytes, id), without touching the disk at all. Reads of
-//!    this instance see buffered objects at once; other instances and
-//!    processes see them once a swap has written them. Writing an object
-//!    twice buffers it once. An object already on disk is buffered and
-//!    written again all the same (looking costs a `stat` per object, a
-//!    third of the write path): each write set carries its own copy instead
-//!    of trusting a file another writer may not have synced, rewrites a
-//!    loose file torn by a crash, and an identical batch makes the identical
-//!    pack. Duplicates are harmless and `git gc` drops them.
+//! 1. [`Backend::write_object`] validates the object ([`fsck`]) and
+//!    *buffers* it in memory ([`buffer`]: kind, bytes, id), without touching
+//!    the disk at all. Reads of this instance see buffered objects at once;
+//!    other instances and processes see them once a swap has written them.
+//!    Writing an object twice buffers it once. An object already on disk is
+//!    buffered and written again all the same (looking costs a `stat` per
+//!    object, a third of the write path): each write set carries its own copy
+//!    instead of trusting a file another writer may not have synced, rewrites
+//!    a loose file torn by a crash, and an identical batch makes the
+//!    identical pack. Duplicates are harmless and `git gc` drops them.
 //! 2. [`Backend::compare_and_swap`] checks that `new` is a commit, then
-//!    reads the ref (without a lock), before and again after waiting for a
-//!    write set in progress. If it does not hold `expected`, the swap
-//!    reports the mismatch and writes nothing (see *Lost races*).
+//!    reads the ref ([`refs`], without a lock), before and again after
+//!    waiting for a write set in progress. If it does not hold `expected`,
+//!    the swap reports the mismatch and writes nothing (see *Lost races*).
 //! 3. Under a mutex (so a swap never overtakes a write set in progress) it
-//!    writes one **write set**: the buffered objects `new` reaches (through
-//!    buffered commits and trees), plus every other buffered object not
-//!    marked lost. What they name outside the buffer must already be in the
-//!    repository, or the swap is refused and nothing is written; and unless
-//!    it is `expected` (durable since its own swap; for a log, the parent
-//!    of the batch, the only such object) it is fsynced with the write set:
-//!    its loose file and fan-out directory, or `objects/pack/`.
-//!    - at least [`PACK_THRESHOLD`] objects: **one pack**. The
-//!      `objects/pack/pack-<checksum>.pack` and its version-2 `.idx` are
-//!      written to temporary files (`tmp_pack_*`, `tmp_idx_*`, which `git gc`
-//!      cleans up) and each is fsynced; then they are renamed into place,
-//!      the `.pack` first and the `.idx` last (git ignores a pack without
-//!      its index, while an index without its pack would be an error); then
-//!      `objects/pack/` is fsynced, and `objects/` if `pack/` may be new;
+//!    writes one **write set** ([`write_set`]): the buffered objects `new`
+//!    reaches (through buffered commits and trees), plus every other buffered
+//!    object not marked lost. What they name outside the buffer must already
+//!    be in the repository, or the swap is refused and nothing is written;
+//!    and unless it is `expected` (durable since its own swap; for a log, the
+//!    parent of the batch, the only such object) it is fsynced with the write
+//!    set: its loose file and fan-out directory, or `objects/pack/`.
+//!    - at least [`PACK_THRESHOLD`] objects: **one pack** (encoded by
+//!      [`pack`]). The `objects/pack/pack-<checksum>.pack` and its version-2
+//!      `.idx` are written to temporary files (`tmp_pack_*`, `tmp_idx_*`,
+//!      which `git gc` cleans up) and each is fsynced; then they are renamed
+//!      into place, the `.pack` first and the `.idx` last (git ignores a pack
+//!      without its index, while an index without its pack would be an
+//!      error); then `objects/pack/` is fsynced, and `objects/` if `pack/`
+//!      may be new;
 //!    - fewer: loose objects, written through gix; then the object files,
 //!      their fan-out directories (`objects/xx/`) and, if one may be new,
 //!      `objects/` are fsynced. Single appends (3 objects) stay loose: a pack
 //!      each would leave thousands of tiny packs, which slow every read.
-//! 4. It prepares the gix ref transaction (no reflog): under the ref's lock,
-//!    gix checks the expected value and writes the new one into
+//! 4. It prepares the gix ref transaction ([`refs`], no reflog): under the
+//!    ref's lock, gix checks the expected value and writes the new one into
 //!    `<ref>.lock`. The backend fsyncs that lock file, then commits (gix
 //!    renames the lock onto the ref).
 //! 5. It fsyncs the ref's directory, and the parent of every directory that
 //!    was created for the ref (e.g. `refs/dlog/` for a new
 //!    `refs/dlog/spaces/`) or that this instance has not synced before.
 //! 6. If the write set became a pack and a size tier now holds
-//!    [`repack::TIER_WIDTH`] packs, it merges them into one; if it wrote
-//!    loose objects and about [`repack::LOOSE_LIMIT`] exist, it packs those
-//!    older than a minute (see [`repack`]). The swap is already durable; a
-//!    failed merge leaves every object where it was.
+//!    [`repack::TIER_WIDTH`] packs, it merges them into one ([`repack`],
+//!    which also holds `dlog gc`); if it wrote loose objects and about
+//!    [`repack::LOOSE_LIMIT`] exist, it packs those older than a minute. The
+//!    swap is already durable; a failed merge leaves every object where it
+//!    was.
 //!
 //! `Swapped` is returned only after all of that succeeded: the ref, the
 //! objects it reaches and every object written before (but those of lost
@@ -86,134 +88,64 @@
 //! instance, objects of an append still in progress that another thread's
 //! write set took along (not lost yet, so written) before that append lost.
 //!
-//! The buffer is bounded: past [`MAX_BUFFERED_BYTES`] a write writes all of
-//! it out (lost objects included, as a pack unless there are few) before
-//! any swap, so a caller that writes without swapping costs disk, not
-//! unbounded memory.
+//! The buffer is bounded: past `MAX_BUFFERED_BYTES` ([`buffer`]) a write
+//! writes all of it out (lost objects included, as a pack unless there are
+//! few) before any swap, so a caller that writes without swapping costs
+//! disk, not unbounded memory.
 //!
 //! # Freshness
 //!
-//! Nothing about refs is cached across calls: every call builds a fresh gix
-//! ref store (gix caches `packed-refs` and revalidates it only by mtime), and
-//! reads a ref by its exact name (loose file first, then `packed-refs`).
-//! Objects are looked up in the buffer, then through a per-call handle on
-//! the shared object store, which sees new loose objects at once and rescans
-//! `objects/pack/` on a miss, so a pack written by this or another instance
-//! is found as soon as it is in place. gix's store has a fixed number of
-//! slots for pack indices, chosen when it is opened; when packs added since
-//! then exhaust them, every rescan fails, so a failed lookup opens a fresh
-//! store, sized for the packs on disk then, and is retried once.
+//! Nothing about refs is cached across calls ([`refs`]): every call builds a
+//! fresh gix ref store (gix caches `packed-refs` and revalidates it only by
+//! mtime), and reads a ref by its exact name (loose file first, then
+//! `packed-refs`). Objects are looked up ([`odb`]) in the buffer, then
+//! through a per-call handle on the shared object store, which sees new loose
+//! objects at once and rescans `objects/pack/` on a miss, so a pack written
+//! by this or another instance is found as soon as it is in place. gix's
+//! store has a fixed number of slots for pack indices, chosen when it is
+//! opened; when packs added since then exhaust them, every rescan fails, so a
+//! failed lookup opens a fresh store, sized for the packs on disk then, and
+//! is retried once.
+//!
+//! # Files
+//!
+//! One job each: this file holds [`GitBackend`], its constructors and the
+//! [`Backend`] impl, whose `compare_and_swap` runs the steps above in order.
+//! - [`fsck`]: what `write_object` refuses (`git fsck --strict`'s rules);
+//! - [`buffer`]: step 1, the buffer and its lost marks, and the walk from a
+//!   commit through buffered commits and trees;
+//! - [`write_set`]: step 3, loose or packed, and its fsyncs;
+//! - [`pack`]: the pack and index encoder step 3 uses;
+//! - [`refs`]: reading refs, and steps 4 and 5;
+//! - [`repack`]: step 6 and `dlog gc`, merging packs and packing loose
+//!   objects;
+//! - [`odb`]: reading objects, and the object store's handles;
+//! - [`fs`]: fsyncs and temporary files.
 
+mod buffer;
+mod fs;
+mod fsck;
+mod odb;
 mod pack;
+mod refs;
 mod repack;
+mod write_set;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
-use gix::bstr::{BStr, ByteSlice};
-use gix::objs::{Find as _, FindHeader as _, Write as _};
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
-use gix::refs::{FullName, Target};
-
-use self::pack::{PackObject, encode_pack};
+use self::buffer::Pending;
+use self::fs::{sync_new_tree, sync_new_tree_parent};
+use self::fsck::validate;
+use self::odb::{HandlePool, open_repo};
+use self::refs::full_name;
+pub use self::repack::GcReport;
+use self::write_set::{FlushStats, PACK_THRESHOLD, Swap};
 use super::{Backend, ObjectId, ObjectKind, StorageError, SwapOutcome};
-
-/// How long a ref update waits for a ref lock (or `packed-refs.lock`) held by
-/// another writer before giving up with [`StorageError::Locked`]. gix retries
-/// with a randomised quadratic backoff (1 ms, 4 ms, 9 ms, …) within this time.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-/// A write set of at least this many objects becomes one pack; smaller ones
-/// are written loose. Measured (ext4 on a VM disk, where one fsync costs
-/// ~0.3 ms): loose costs ~0.7 ms per object (a file, its fsync, its fan-out
-/// directory's), a pack 1.3–2.2 ms whatever the size, so packs are faster
-/// from two events on. But every pack makes every later lookup search one
-/// more index (a hit took 1.3 µs with 1 pack, 8 µs with 100; a miss, which
-/// rescans `objects/pack/`, 35 µs and 1.2 ms) until the next merge (see
-/// [`repack`]). So single appends and batches of up to five events stay loose.
-const PACK_THRESHOLD: usize = 16;
-
-/// Buffered object bytes past which a write flushes the buffer as a pack
-/// before the swap (bounds the memory a caller can make the backend hold).
-const MAX_BUFFERED_BYTES: usize = 64 << 20;
-
-/// Index slots of gix's object store (one per pack index): at least this
-/// many, and twice what is on disk when the store is opened, so that a
-/// long-lived instance rarely has to reopen its store (see *Freshness*).
-const STORE_SLOTS: gix::odb::store::init::Slots =
-    gix::odb::store::init::Slots::AsNeededByDiskState { multiplier: 2.0, minimum: 64 };
-
-/// What [`GitBackend::gc`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GcReport {
-    /// Loose objects moved into packs.
-    pub loose_packed: usize,
-    /// Packs before.
-    pub packs_before: usize,
-    /// Packs merged into others.
-    pub packs_merged: usize,
-    /// Packs after.
-    pub packs_after: usize,
-}
-
-/// Remove a file; one already gone is fine.
-fn remove_if_present(file: &Path) -> Result<(), StorageError> {
-    match std::fs::remove_file(file) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::io(format!("cannot remove {}", file.display()), e)),
-    }
-}
-
-/// Idle object-store handles, and which store they belong to.
-#[derive(Default)]
-struct HandlePool {
-    /// Bumped whenever the store is replaced: older handles are dropped.
-    generation: u64,
-    idle: Vec<gix::odb::Handle>,
-}
-
-impl fmt::Debug for HandlePool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HandlePool {{ generation: {}, idle: {} }}", self.generation, self.idle.len())
-    }
-}
-
-/// A handle lent out of the pool for one call; it goes back on drop.
-struct PooledHandle<'a> {
-    handle: Option<gix::odb::Handle>,
-    generation: u64,
-    pool: &'a Mutex<HandlePool>,
-}
-
-impl std::ops::Deref for PooledHandle<'_> {
-    type Target = gix::odb::Handle;
-    fn deref(&self) -> &gix::odb::Handle {
-        // Only `drop` takes the handle out.
-        self.handle.as_ref().unwrap_or_else(|| unreachable!("a pooled handle is present until dropped"))
-    }
-}
-
-impl Drop for PooledHandle<'_> {
-    fn drop(&mut self) {
-        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(handle) = self.handle.take()
-            && pool.generation == self.generation
-            && pool.idle.len() < MAX_IDLE_HANDLES
-        {
-            pool.idle.push(handle);
-        }
-    }
-}
-
-/// Idle handles kept: one per thread that reads at the same time, roughly.
-const MAX_IDLE_HANDLES: usize = 4;
 
 /// A git repository on disk as a [`Backend`].
 ///
@@ -251,103 +183,6 @@ pub struct GitBackend {
     last_flush: Mutex<FlushStats>,
     /// Objects at or above which a write set becomes a pack.
     pack_threshold: usize,
-}
-
-/// The buffer of objects not yet written.
-#[derive(Debug, Default)]
-struct Pending {
-    /// Buffered objects by id.
-    objects: IdMap<Buffered>,
-    /// The buffered bytes.
-    bytes: usize,
-    /// Order of arrival, for the next buffered object.
-    next_seq: u64,
-    /// Numbers walks and write sets, for `Buffered::mark`.
-    marks: u64,
-}
-
-/// An object waiting for the next write set.
-#[derive(Debug)]
-struct Buffered {
-    seq: u64,
-    kind: ObjectKind,
-    data: Arc<[u8]>,
-    /// Reached by the commit of a swap that lost its race (and not written
-    /// again since): written only by a swap whose commit reaches it.
-    lost: bool,
-    /// The last walk that reached it, or write set that took it.
-    mark: u64,
-}
-
-/// Loose object files to fsync, and their directories.
-#[derive(Clone, Debug, Default)]
-struct Unsynced {
-    /// Loose object files.
-    files: BTreeSet<PathBuf>,
-    /// Their fan-out directories (`objects/xx/`).
-    fan_outs: BTreeSet<PathBuf>,
-    /// Fan-out directories whose entry in `objects/` may not be durable yet.
-    new_fan_outs: BTreeSet<PathBuf>,
-}
-
-impl Unsynced {
-    fn record(&mut self, file: PathBuf, fan_out: PathBuf, new_fan_out: bool) {
-        self.files.insert(file);
-        if new_fan_out {
-            self.new_fan_outs.insert(fan_out.clone());
-        }
-        self.fan_outs.insert(fan_out);
-    }
-}
-
-/// The swap a write set is for.
-#[derive(Debug)]
-struct Swap<'a> {
-    name: &'a str,
-    new: &'a ObjectId,
-    expected: Option<&'a ObjectId>,
-}
-
-/// What one write set cost, for `Debug` and measurements.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct FlushStats {
-    /// Objects written.
-    pub(crate) objects: usize,
-    /// Whether they went into a pack (else loose).
-    pub(crate) packed: bool,
-    /// Their bytes.
-    pub(crate) data_bytes: usize,
-    /// Bytes of the pack and index files.
-    pub(crate) file_bytes: usize,
-    /// Finding the buffered objects the new commit reaches.
-    pub(crate) walk: Duration,
-    /// Encoding the pack entries (store or deflate, CRC-32) and its checksum.
-    pub(crate) encode: Duration,
-    /// Building the index (sort, fan-out, checksum).
-    pub(crate) index: Duration,
-    /// Creating, writing and renaming files (loose: gix's writes).
-    pub(crate) write: Duration,
-    /// The fsyncs of files and directories.
-    pub(crate) sync: Duration,
-    /// All of it.
-    pub(crate) total: Duration,
-}
-
-impl fmt::Debug for FlushStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FlushStats")
-            .field("objects", &self.objects)
-            .field("packed", &self.packed)
-            .field("data_bytes", &self.data_bytes)
-            .field("file_bytes", &self.file_bytes)
-            .field("walk", &self.walk)
-            .field("encode", &self.encode)
-            .field("index", &self.index)
-            .field("write", &self.write)
-            .field("sync", &self.sync)
-            .field("total", &self.total)
-            .finish()
-    }
 }
 
 impl fmt::Debug for GitBackend {
@@ -465,660 +300,6 @@ impl GitBackend {
     pub(crate) fn last_flush(&self) -> FlushStats {
         *self.last_flush.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    /// A handle on the shared object store, for one call. Handles are reused:
-    /// each owns gix's inflate state and its view of the pack indexes, and
-    /// making a fresh one per read was a fifth of a full replay's time.
-    fn odb(&self) -> PooledHandle<'_> {
-        let mut pool = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
-        let generation = pool.generation;
-        let handle = match pool.idle.pop() {
-            Some(handle) => handle,
-            None => {
-                drop(pool);
-                self.store.read().unwrap_or_else(PoisonError::into_inner).to_handle().into()
-            }
-        };
-        PooledHandle { handle: Some(handle), generation, pool: &self.handles }
-    }
-
-    /// Run a lookup on a handle; if it fails or finds nothing, once more on
-    /// a fresh store.
-    ///
-    /// gix's store knows a fixed number of pack indices (slots, chosen when
-    /// it is opened). Once packs written since, by this instance or others,
-    /// exhaust them, every rescan of `objects/pack/` fails, and with it
-    /// every lookup that misses the packs already loaded. And when packs are
-    /// merged away (by this backend or `git gc`), gix reloads its indexes
-    /// for a find, but a header lookup was seen to miss an object that had
-    /// only moved to the merged pack. A fresh store sees the disk as it is
-    /// now; misses are rare on the paths that use this (every object a log
-    /// asks for exists), so the retry costs little.
-    fn with_odb<T>(
-        &self,
-        mut lookup: impl FnMut(&gix::odb::Handle) -> Result<Option<T>, gix::Error>,
-    ) -> Result<Option<T>, gix::Error> {
-        let first = match lookup(&self.odb()) {
-            Ok(Some(found)) => return Ok(Some(found)),
-            other => other,
-        };
-        match self.refresh_store() {
-            Ok(()) => lookup(&self.odb()),
-            Err(_) => first,
-        }
-    }
-
-    /// Replace the object store by a fresh one, sized and loaded for the
-    /// packs on disk now; drop the handles on the old one.
-    fn refresh_store(&self) -> Result<(), StorageError> {
-        let repo = open_repo(&self.git_dir)?;
-        *self.store.write().unwrap_or_else(PoisonError::into_inner) = repo.into_sync().objects;
-        let mut pool = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
-        pool.generation += 1;
-        pool.idle.clear();
-        Ok(())
-    }
-
-    /// A fresh ref store: no `packed-refs` snapshot carried over from earlier calls.
-    fn ref_store(&self) -> gix::refs::file::Store {
-        if self.common_dir == self.git_dir {
-            gix::refs::file::Store::at_opts(self.git_dir.clone(), gix::hash::Kind::Sha1, self.ref_options)
-        } else {
-            gix::refs::file::Store::for_linked_worktree_opts(
-                self.git_dir.clone(),
-                self.common_dir.clone(),
-                gix::hash::Kind::Sha1,
-                self.ref_options,
-            )
-        }
-    }
-
-    /// Where the loose file of ref `name` lives.
-    fn ref_path(&self, name: &FullName) -> PathBuf {
-        let private = name.as_ref().category().is_some_and(|category| category.is_worktree_private());
-        let base = if private { &self.git_dir } else { &self.common_dir };
-        base.join(name.as_bstr().to_str_lossy().as_ref())
-    }
-
-    fn packed_refs_path(&self) -> PathBuf {
-        self.common_dir.join("packed-refs")
-    }
-
-    fn pack_dir(&self) -> PathBuf {
-        self.objects_dir.join("pack")
-    }
-
-    /// The ref's value exactly as on disk now: the loose file if there is one,
-    /// else its `packed-refs` entry. Symbolic refs are an error.
-    fn read_ref_now(
-        &self,
-        store: &gix::refs::file::Store,
-        name: &FullName,
-    ) -> Result<Option<gix::ObjectId>, StorageError> {
-        let path = self.ref_path(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let loose = gix::refs::file::loose::Reference::try_from_path(
-                    name.clone(),
-                    &bytes,
-                    gix::hash::Kind::Sha1,
-                )
-                .map_err(|e| gix_error(format!("cannot parse ref file {}", path.display()), e))?;
-                return direct_target(name, loose.target).map(Some);
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory
-                ) => {}
-            Err(e) => {
-                return Err(StorageError::io(format!("cannot read ref file {}", path.display()), e));
-            }
-        }
-        let packed = store
-            .open_packed_buffer()
-            .map_err(|e| gix_error(format!("cannot read {}", self.packed_refs_path().display()), e))?;
-        let Some(packed) = packed else {
-            return Ok(None);
-        };
-        let found = packed
-            .try_find(name.as_ref())
-            .map_err(|e| gix_error(format!("cannot read {}", self.packed_refs_path().display()), e))?;
-        Ok(found.map(|r| r.target()))
-    }
-
-    /// The kind of object `id` (buffered or in the repository), none when
-    /// there is no such object.
-    fn object_kind(&self, id: &gix::ObjectId) -> Result<Option<gix::objs::Kind>, StorageError> {
-        if let Some(buffered) = self.lock_pending().objects.get(&from_gix(id)) {
-            return Ok(Some(to_gix_kind(buffered.kind)));
-        }
-        let header = self
-            .with_odb(|odb| odb.try_header(id))
-            .map_err(|e| gix_error(format!("cannot read object {id}"), e))?;
-        Ok(header.map(|h| h.kind))
-    }
-
-    /// The ref's value after checking that it names a commit in the repository.
-    fn commit_target(&self, name: &str, id: gix::ObjectId) -> Result<ObjectId, StorageError> {
-        match self.object_kind(&id)? {
-            Some(gix::objs::Kind::Commit) => Ok(from_gix(&id)),
-            Some(kind) => Err(StorageError::io(
-                format!("ref {name} is unusable"),
-                format!("it points at {id}, a {kind}, not a commit"),
-            )),
-            None => Err(StorageError::io(
-                format!("ref {name} is unusable"),
-                format!("it points at {id}, which is not in the repository"),
-            )),
-        }
-    }
-
-    fn lock_pending(&self) -> MutexGuard<'_, Pending> {
-        // Every update of `Pending` leaves it consistent (at worst listing
-        // too much to write or sync), even if a holder panicked.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_durable_dirs(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
-        self.durable_dirs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Buffer an object for the next write set (once per id); flush the
-    /// buffer if it has grown too large.
-    fn buffer(&self, id: ObjectId, kind: ObjectKind, data: &[u8]) -> Result<(), StorageError> {
-        let too_large = {
-            let mut pending = self.lock_pending();
-            if let Some(buffered) = pending.objects.get_mut(&id) {
-                buffered.lost = false; // wanted again
-            } else {
-                let seq = pending.next_seq;
-                pending.next_seq += 1;
-                pending.bytes += data.len();
-                pending.objects.insert(id, Buffered { seq, kind, data: data.into(), lost: false, mark: 0 });
-            }
-            pending.bytes > MAX_BUFFERED_BYTES
-        };
-        if too_large { self.flush_locked(&self.lock_flushing(), None) } else { Ok(()) }
-    }
-
-    /// Held while a write set is written (see `flush_locked`).
-    fn lock_flushing(&self) -> MutexGuard<'_, ()> {
-        self.flushing.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The mismatch to report if the ref does not hold `expected` now; the
-    /// objects `new` reaches are then marked lost (see *Lost races*).
-    fn lost_race(
-        &self,
-        store: &gix::refs::file::Store,
-        full: &FullName,
-        expected: Option<&ObjectId>,
-        new: &ObjectId,
-    ) -> Result<Option<SwapOutcome>, StorageError> {
-        let current = self.read_ref_now(store, full)?;
-        if current == expected.map(to_gix) {
-            return Ok(None);
-        }
-        self.lock_pending().mark_lost(new);
-        Ok(Some(SwapOutcome::Mismatch(current.map(|id| from_gix(&id)))))
-    }
-
-    /// Make one write set durable (see the module docs): the buffered
-    /// objects that the swap's commit reaches and those not marked lost
-    /// (all of them for no swap), as one pack or as loose objects. What the
-    /// commit reaches outside the buffer must be in the repository (else
-    /// the swap is refused and nothing is written); it is synced too unless
-    /// it is the ref's current value (durable since its own swap). The
-    /// caller holds `flushing` throughout, so that a concurrent caller that
-    /// finds nothing left to write knows the write set in progress has
-    /// completed; what was written is forgotten only once it is durable.
-    fn flush_locked(
-        &self,
-        _flushing: &MutexGuard<'_, ()>,
-        swap: Option<&Swap<'_>>,
-    ) -> Result<(), StorageError> {
-        let started = Instant::now();
-        let (mut objects, outside, mark) = {
-            let mut pending = self.lock_pending();
-            let (mark, outside) = match swap {
-                Some(swap) => pending.walk(swap.new),
-                None => (pending.next_mark(), Vec::new()),
-            };
-            // The write set: what the commit reaches, and all but lost objects.
-            let mut objects = Vec::new();
-            for (id, buffered) in &mut pending.objects {
-                if swap.is_none() || buffered.mark == mark || !buffered.lost {
-                    buffered.mark = mark;
-                    objects.push((
-                        buffered.seq,
-                        PackObject { id: *id, kind: buffered.kind, data: buffered.data.clone() },
-                    ));
-                }
-            }
-            (objects, outside, mark)
-        };
-        objects.sort_unstable_by_key(|(seq, _)| *seq);
-        let objects: Vec<PackObject> = objects.into_iter().map(|(_, object)| object).collect();
-        let mut unsynced = Unsynced::default();
-        let mut sync_pack_dir = false;
-        if let Some(swap) = swap {
-            for id in outside.iter().filter(|id| Some(*id) != swap.expected) {
-                // In the repository (decodable), not merely buffered since the walk.
-                let found = self
-                    .with_odb(|odb| odb.try_header(&to_gix(id)))
-                    .map_err(|e| gix_error(format!("cannot read object {id}"), e))?;
-                if found.is_none() {
-                    return Err(StorageError::io(
-                        format!("refusing to point ref {} at {}", swap.name, swap.new),
-                        format!("it reaches {id}, which is not in the repository"),
-                    ));
-                }
-                let (fan_out, path) = self.loose_path(id);
-                if path.is_file() {
-                    let new_fan_out = !self.lock_durable_dirs().contains(&fan_out);
-                    unsynced.record(path, fan_out, new_fan_out);
-                } else {
-                    sync_pack_dir = true; // or in an alternate
-                }
-            }
-        }
-        if objects.is_empty() && unsynced.files.is_empty() && !sync_pack_dir {
-            return Ok(());
-        }
-        let mut stats = FlushStats {
-            objects: objects.len(),
-            data_bytes: objects.iter().map(|o| o.data.len()).sum(),
-            walk: started.elapsed(),
-            ..FlushStats::default()
-        };
-        if objects.len() >= self.pack_threshold {
-            self.write_pack(&objects, &mut stats)?;
-            sync_pack_dir = false; // done by write_pack
-        } else {
-            let write_started = Instant::now();
-            self.write_loose(&objects, &mut unsynced)?;
-            stats.write = write_started.elapsed();
-        }
-        let sync_started = Instant::now();
-        self.sync_loose(&unsynced, sync_pack_dir)?;
-        stats.sync += sync_started.elapsed();
-        stats.total = started.elapsed();
-
-        let mut pending = self.lock_pending();
-        if pending.objects.values().all(|b| b.mark == mark) {
-            pending.objects = IdMap::default(); // all written
-            pending.bytes = 0;
-        } else {
-            let mut bytes = pending.bytes;
-            pending.objects.retain(|_, b| {
-                let written = b.mark == mark; // taken by this write set (and not walked since)
-                if written {
-                    bytes -= b.data.len();
-                }
-                !written
-            });
-            pending.bytes = bytes;
-        }
-        drop(pending);
-        *self.last_flush.lock().unwrap_or_else(PoisonError::into_inner) = stats;
-        Ok(())
-    }
-
-    /// Write `objects` as loose objects through gix, recording what to sync.
-    fn write_loose(&self, objects: &[PackObject], unsynced: &mut Unsynced) -> Result<(), StorageError> {
-        let odb = self.odb();
-        for object in objects {
-            let (fan_out, path) = self.loose_path(&object.id);
-            let fan_out_existed = fan_out.is_dir();
-            odb.write_buf_with_known_id(to_gix_kind(object.kind), &object.data, to_gix(&object.id))
-                .map_err(|e| gix_error(format!("cannot write {} {}", object.kind.as_str(), object.id), e))?;
-            let new_fan_out = !fan_out_existed || !self.lock_durable_dirs().contains(&fan_out);
-            unsynced.record(path, fan_out, new_fan_out);
-        }
-        Ok(())
-    }
-
-    /// Fsync loose object files, then their fan-out directories, then
-    /// `objects/` if a fan-out directory may be new; and `objects/pack/`
-    /// if asked.
-    fn sync_loose(&self, unsynced: &Unsynced, pack_dir: bool) -> Result<(), StorageError> {
-        let mut pack_dir = pack_dir;
-        for file in &unsynced.files {
-            match File::open(file).and_then(|f| f.sync_all()) {
-                Ok(()) => {}
-                // Packed and removed meanwhile (by a merge or `dlog gc` in
-                // another process, or `git gc`): then a pack holds it.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && self.loose_file_was_packed(file)? => {
-                    pack_dir = true;
-                }
-                Err(e) => return Err(StorageError::io(format!("cannot fsync {}", file.display()), e)),
-            }
-        }
-        let pack_dir = pack_dir.then(|| self.pack_dir()).filter(|dir| dir.is_dir());
-        let mut paths: Vec<&Path> = unsynced.fan_outs.iter().map(PathBuf::as_path).collect();
-        if !unsynced.new_fan_outs.is_empty() {
-            paths.push(&self.objects_dir);
-        }
-        paths.extend(pack_dir.as_deref());
-        fsync_all(&paths)?;
-        if !unsynced.new_fan_outs.is_empty() {
-            self.lock_durable_dirs().extend(unsynced.new_fan_outs.iter().cloned());
-        }
-        Ok(())
-    }
-
-    /// Write `objects` as one pack and its index, durably (see the module
-    /// docs for the order).
-    fn write_pack(&self, objects: &[PackObject], stats: &mut FlushStats) -> Result<PathBuf, StorageError> {
-        let pack_dir = self.pack_dir();
-        let failed = |what: &str, e: io::Error| {
-            StorageError::io(format!("cannot write a pack of {} objects: {what}", objects.len()), e)
-        };
-        let encoded = encode_pack(objects, stats).map_err(|e| failed("encoding it", e))?;
-        stats.file_bytes = encoded.pack.len() + encoded.index.len();
-
-        let write_started = Instant::now();
-        let synced_before = stats.sync;
-        let created_dir = match std::fs::create_dir(&pack_dir) {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(failed(&format!("creating {}", pack_dir.display()), e)),
-        };
-        let name = format!("pack-{}", ObjectId(encoded.checksum));
-        let (pack_path, index_path) =
-            (pack_dir.join(format!("{name}.pack")), pack_dir.join(format!("{name}.idx")));
-        let mut temps = TempFiles::default();
-        let pack_temp = temps.create(&pack_dir, "tmp_pack_", &encoded.pack, stats)?;
-        let index_temp = temps.create(&pack_dir, "tmp_idx_", &encoded.index, stats)?;
-        // The index last: git and gix ignore a pack until its index exists.
-        std::fs::rename(&pack_temp, &pack_path).map_err(|e| failed(&format!("renaming it to {name}"), e))?;
-        std::fs::rename(&index_temp, &index_path)
-            .map_err(|e| failed(&format!("renaming it to {name}"), e))?;
-        temps.forget();
-        let renamed = Instant::now();
-        stats.write += (renamed - write_started).saturating_sub(stats.sync - synced_before);
-
-        let pack_dir_entry_durable = !created_dir && self.lock_durable_dirs().contains(&pack_dir);
-        fsync_path(&pack_dir)?;
-        if !pack_dir_entry_durable {
-            fsync_path(&self.objects_dir)?;
-            self.lock_durable_dirs().insert(pack_dir);
-        }
-        stats.sync += renamed.elapsed();
-        stats.packed = true;
-        self.packs_written.store(true, Ordering::Relaxed);
-        Ok(index_path)
-    }
-
-    /// Merge small packs once a write set became one (see [`repack`]), after
-    /// the swap. A failure (say, another process merged the same packs away
-    /// first) leaves every object where it was, so it is not the append's
-    /// failure; this instance tries again a minute later.
-    fn consolidate_packs(&self) {
-        let mut failed = self.merge_failed.lock().unwrap_or_else(PoisonError::into_inner);
-        if failed.is_some_and(|at| at.elapsed() < repack::LOOSE_MIN_AGE) {
-            return;
-        }
-        let _flushing = self.lock_flushing();
-        *failed = self.merge_packs().err().map(|_| Instant::now());
-    }
-
-    fn merge_packs(&self) -> Result<(), StorageError> {
-        self.merge(repack::plan).map(|_| ())
-    }
-
-    /// Merge the packs `choose` picks from those on disk; how many it merged.
-    fn merge(
-        &self,
-        choose: fn(Vec<repack::PackFile>) -> Vec<repack::PackFile>,
-    ) -> Result<usize, StorageError> {
-        let pack_dir = self.pack_dir();
-        let chosen = choose(
-            repack::list(&pack_dir)
-                .map_err(|e| StorageError::io(format!("cannot list {}", pack_dir.display()), e))?,
-        );
-        if chosen.is_empty() {
-            return Ok(0);
-        }
-        // Objects keep the order they were written in (packs oldest first,
-        // each in pack order): a log's events stay near each other, which a
-        // replay reading them in order is measurably faster for than id order.
-        let mut ordered: Vec<(std::time::SystemTime, &repack::PackFile)> = chosen
-            .iter()
-            .map(|p| (p.index.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), p))
-            .collect();
-        ordered.sort();
-        let mut seen = HashSet::new();
-        let mut objects = Vec::new();
-        for (_, pack) in ordered {
-            let index = gix::odb::pack::index::File::at(&pack.index, gix::hash::Kind::Sha1)
-                .map_err(|e| StorageError::io(format!("cannot read {}", pack.index.display()), e))?;
-            let mut entries: Vec<_> = index.iter().collect();
-            entries.sort_by_key(|e| e.pack_offset);
-            for entry in entries {
-                if !seen.insert(entry.oid) {
-                    continue;
-                }
-                let id = from_gix(&entry.oid);
-                let (kind, data) = self.read_object(&id)?.ok_or_else(|| {
-                    StorageError::io(
-                        format!("cannot merge {}", pack.index.display()),
-                        format!("{id} is gone"),
-                    )
-                })?;
-                objects.push(PackObject { id, kind, data: data.into() });
-            }
-        }
-        let merged = self.write_pack(&objects, &mut FlushStats::default())?;
-        self.packs_written.store(false, Ordering::Relaxed);
-        for pack in chosen.iter().filter(|p| p.index != merged) {
-            for file in pack.files() {
-                remove_if_present(&file)?;
-            }
-        }
-        fsync_path(&pack_dir)?;
-        self.refresh_store()?;
-        Ok(chosen.len())
-    }
-
-    /// Pack loose objects older than [`repack::LOOSE_MIN_AGE`] (at most
-    /// [`repack::MAX_MERGE_OBJECTS`] per pack) and remove their files once
-    /// the pack is durable; how many. A loose file that cannot be read (torn
-    /// by a crash: nothing refers to it) is left for `git gc`.
-    fn pack_loose(&self) -> Result<usize, StorageError> {
-        let loose = repack::loose_objects(&self.objects_dir, repack::LOOSE_MIN_AGE)
-            .map_err(|e| StorageError::io(format!("cannot list {}", self.objects_dir.display()), e))?;
-        let mut packed = 0;
-        for chunk in loose.chunks(repack::MAX_MERGE_OBJECTS as usize) {
-            let mut objects = Vec::with_capacity(chunk.len());
-            let mut files = Vec::with_capacity(chunk.len());
-            for (id, path) in chunk {
-                if let Ok(Some((kind, data))) = self.read_object(id) {
-                    objects.push(PackObject { id: *id, kind, data: data.into() });
-                    files.push(path);
-                }
-            }
-            if objects.is_empty() {
-                continue;
-            }
-            self.write_pack(&objects, &mut FlushStats::default())?;
-            for file in files {
-                remove_if_present(file)?;
-            }
-            packed += objects.len();
-        }
-        if packed > 0 {
-            self.refresh_store()?;
-        }
-        Ok(packed)
-    }
-
-    /// After a swap that wrote loose objects: pack them once there are about
-    /// as many as would make git's own `gc.auto` run (at most once a minute
-    /// per instance, since young objects are left loose).
-    fn maybe_pack_loose(&self) {
-        let mut last = self.last_loose_pack.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.is_some_and(|at| at.elapsed() < repack::LOOSE_MIN_AGE)
-            || repack::loose_estimate(&self.objects_dir) < repack::LOOSE_LIMIT
-        {
-            return;
-        }
-        *last = Some(Instant::now());
-        drop(last);
-        let _flushing = self.lock_flushing();
-        // Like a merge, a failure leaves every object where it was.
-        if self.pack_loose().is_ok() {
-            let _ = self.merge_packs();
-        }
-    }
-
-    /// `dlog gc`: pack every loose object older than a minute, then merge
-    /// packs until no merge is left to do (each merge at most
-    /// [`repack::MAX_MERGE_OBJECTS`] objects), telling `progress` about
-    /// each step. Reads and appends, here and in other processes, go on
-    /// meanwhile.
-    pub fn gc(&self, progress: &mut dyn FnMut(&str)) -> Result<GcReport, StorageError> {
-        let _flushing = self.lock_flushing();
-        let pack_dir = self.pack_dir();
-        let count_packs = || {
-            repack::list(&pack_dir)
-                .map(|p| p.len())
-                .map_err(|e| StorageError::io(format!("cannot list {}", pack_dir.display()), e))
-        };
-        let packs_before = count_packs()?;
-        let loose_packed = self.pack_loose()?;
-        progress(&format!("packed {loose_packed} loose objects"));
-        let mut packs_merged = 0;
-        loop {
-            let merged = self.merge(repack::plan_any)?;
-            if merged == 0 {
-                break;
-            }
-            packs_merged += merged;
-            progress(&format!("merged {merged} packs into one"));
-        }
-        Ok(GcReport { loose_packed, packs_before, packs_merged, packs_after: count_packs()? })
-    }
-
-    /// Whether the object of a loose file that is gone can still be read
-    /// (from a pack).
-    fn loose_file_was_packed(&self, file: &Path) -> Result<bool, StorageError> {
-        let name = |p: Option<&Path>| p.and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
-        let hex =
-            format!("{}{}", name(file.parent()).unwrap_or_default(), name(Some(file)).unwrap_or_default());
-        let Ok(id) = ObjectId::from_hex(&hex) else {
-            return Ok(false);
-        };
-        let found = self
-            .with_odb(|odb| odb.try_header(&to_gix(&id)))
-            .map_err(|e| gix_error(format!("cannot read object {id}"), e))?;
-        Ok(found.is_some())
-    }
-
-    /// The fan-out directory and the file of a loose object.
-    fn loose_path(&self, id: &ObjectId) -> (PathBuf, PathBuf) {
-        let hex = id.to_hex();
-        let fan_out = self.objects_dir.join(&hex[..2]);
-        let path = fan_out.join(&hex[2..]);
-        (fan_out, path)
-    }
-
-    /// Directories between the ref file and `refs/` (exclusive), innermost
-    /// first, each with whether it exists now.
-    fn ref_dirs(&self, ref_path: &Path) -> Vec<(PathBuf, bool)> {
-        let mut dirs = Vec::new();
-        let mut dir = ref_path.parent();
-        while let Some(d) = dir {
-            if d.parent().is_none_or(|p| p == self.git_dir || p == self.common_dir) {
-                break; // `d` is `refs/` itself
-            }
-            dirs.push((d.to_owned(), d.is_dir()));
-            dir = d.parent();
-        }
-        dirs
-    }
-
-    /// Make a just-committed ref update durable (its new value was synced in
-    /// the lock file before the rename): the ref's directory, and the parent
-    /// of every directory that was created for it (or is not yet known to be
-    /// durable). For a no-op update (`changed` false), whatever holds the
-    /// value now: the loose ref file, or `packed-refs`.
-    fn sync_ref(&self, ref_path: &Path, changed: bool, dirs: &[(PathBuf, bool)]) -> Result<(), StorageError> {
-        if !changed {
-            return if ref_path.is_file() {
-                fsync_all(&[ref_path, ref_path.parent().unwrap_or(ref_path)])
-            } else {
-                fsync_all(&[&self.packed_refs_path(), &self.common_dir])
-            };
-        }
-        let mut paths: Vec<PathBuf> = ref_path.parent().map(Path::to_owned).into_iter().collect();
-        let mut newly_durable = Vec::new();
-        {
-            let durable = self.lock_durable_dirs();
-            for (dir, existed) in dirs {
-                if !(*existed && durable.contains(dir)) {
-                    paths.extend(dir.parent().map(Path::to_owned));
-                    newly_durable.push(dir.clone());
-                }
-            }
-        }
-        let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-        fsync_all(&paths)?;
-        self.lock_durable_dirs().extend(newly_durable);
-        Ok(())
-    }
-
-    /// Turn a failed `prepare` into the swap's outcome: a lost race is a
-    /// mismatch with the value seen, a busy lock is `Locked`.
-    fn failed_swap(
-        &self,
-        store: &gix::refs::file::Store,
-        full: &FullName,
-        expected: Option<&ObjectId>,
-        ref_path: &Path,
-        err: gix::Error,
-    ) -> Result<SwapOutcome, StorageError> {
-        use gix::refs::file::transaction::prepare::{MustNotExist, ReferenceOutOfDate};
-        let name = full.as_bstr().to_str_lossy();
-        // The value gix saw under the lock, when it reports one.
-        let seen = err
-            .downcast_any_ref::<ReferenceOutOfDate>()
-            .map(|e| e.actual.clone())
-            .or_else(|| err.downcast_any_ref::<MustNotExist>().map(|e| e.actual.clone()));
-        if let Some(actual) = seen {
-            let id = direct_target(full, actual)?;
-            return Ok(SwapOutcome::Mismatch(Some(from_gix(&id))));
-        }
-        if err.is_conflict() || (expected.is_some() && err.is_not_found()) {
-            // A conflict without a reported value, or an expected ref that
-            // does not exist: report what is there now.
-            let actual = self.read_ref_now(store, full)?;
-            return Ok(SwapOutcome::Mismatch(actual.map(|id| from_gix(&id))));
-        }
-        if is_lock_busy(&err) {
-            return Err(StorageError::Locked {
-                name: name.into_owned(),
-                lock: self.blocking_lock(ref_path).display().to_string(),
-            });
-        }
-        Err(gix_error(format!("cannot update ref {name}"), err))
-    }
-
-    /// Which lock file blocks an update of `ref_path`: its own `.lock`, or
-    /// `packed-refs.lock` (which gix also waits for when it exists).
-    fn blocking_lock(&self, ref_path: &Path) -> PathBuf {
-        let ref_lock = lock_path_of(ref_path);
-        let packed_lock = self.common_dir.join("packed-refs.lock");
-        if !ref_lock.exists() && packed_lock.exists() { packed_lock } else { ref_lock }
-    }
-}
-
-/// The lock file git and gix use for `path`.
-fn lock_path_of(path: &Path) -> PathBuf {
-    let mut lock = path.as_os_str().to_owned();
-    lock.push(".lock");
-    PathBuf::from(lock)
 }
 
 impl Backend for GitBackend {
@@ -1133,31 +314,7 @@ impl Backend for GitBackend {
     }
 
     fn read_object(&self, id: &ObjectId) -> Result<Option<(ObjectKind, Vec<u8>)>, StorageError> {
-        let buffered = self.lock_pending().objects.get(id).map(|b| (b.kind, b.data.clone()));
-        if let Some((kind, data)) = buffered {
-            return Ok(Some((kind, data.to_vec())));
-        }
-        let mut buf = Vec::new();
-        let found = self
-            .with_odb(|odb| {
-                odb.try_find(&to_gix(id), &mut buf).map(|found| found.map(|o| (o.kind, o.data.to_vec())))
-            })
-            .map_err(|e| gix_error(format!("cannot read object {id}"), e))?;
-        let Some((kind, data)) = found else {
-            return Ok(None);
-        };
-        let kind = match kind {
-            gix::objs::Kind::Blob => ObjectKind::Blob,
-            gix::objs::Kind::Tree => ObjectKind::Tree,
-            gix::objs::Kind::Commit => ObjectKind::Commit,
-            gix::objs::Kind::Tag => {
-                return Err(StorageError::io(
-                    format!("cannot read object {id}"),
-                    "it is a tag, which a decision log never stores",
-                ));
-            }
-        };
-        Ok(Some((kind, data)))
+        self.find_object(id)
     }
 
     fn read_ref(&self, name: &str) -> Result<Option<ObjectId>, StorageError> {
@@ -1175,8 +332,7 @@ impl Backend for GitBackend {
         new: &ObjectId,
     ) -> Result<SwapOutcome, StorageError> {
         let full = full_name(name)?;
-        let new_id = to_gix(new);
-        match self.object_kind(&new_id)? {
+        match self.object_kind(&to_gix(new))? {
             Some(gix::objs::Kind::Commit) => {}
             found => {
                 let what = found.map_or("not in the repository".to_owned(), |k| format!("a {k}"));
@@ -1189,7 +345,7 @@ impl Backend for GitBackend {
         let store = self.ref_store();
         // A race already lost is reported before anything is written: now,
         // and again once any write set in progress (often the winner's) is
-        // done. The ref's lock below has the last word.
+        // done. The ref's lock, taken by `update_ref`, has the last word.
         if let Some(lost) = self.lost_race(&store, &full, expected, new)? {
             return Ok(lost);
         }
@@ -1197,102 +353,18 @@ impl Backend for GitBackend {
         if let Some(lost) = self.lost_race(&store, &full, expected, new)? {
             return Ok(lost);
         }
-        self.flush_locked(&flushing, Some(&Swap { name, new, expected }))?;
+        let swap = Swap { name, new, expected };
+        self.flush_locked(&flushing, Some(&swap))?;
         drop(flushing);
-
-        let ref_path = self.ref_path(&full);
-        let lock_path = lock_path_of(&ref_path);
-        let dirs = self.ref_dirs(&ref_path);
-        let edit = RefEdit {
-            change: Change::Update {
-                log: LogChange {
-                    mode: RefLog::AndReference,
-                    force_create_reflog: false,
-                    message: Default::default(),
-                },
-                expected: match expected {
-                    None => PreviousValue::MustNotExist,
-                    Some(id) => PreviousValue::MustExistAndMatch(Target::Object(to_gix(id))),
-                },
-                new: Target::Object(new_id),
-            },
-            name: full.clone(),
-            deref: false,
-        };
-        // Prepare: take the ref lock (waiting for another writer up to
-        // LOCK_WAIT), check the expectation under it and write the new value
-        // into the lock file. Nothing is visible to readers yet.
-        let wait = gix::lock::acquire::Fail::AfterDurationWithBackoff(LOCK_WAIT);
-        let transaction = match store.transaction().prepare(Some(edit), wait, wait) {
-            Ok(transaction) => transaction,
-            Err(err) => return self.failed_swap(&store, &full, expected, &ref_path, err),
-        };
-        // gix writes (and keeps) the lock file only when the value changes:
-        // not for `expected == new`, nor for a create of a ref that already
-        // holds `new` (told apart after the commit, below).
-        let changes = expected != Some(new);
-        if changes && lock_path.is_file() {
-            // The new value is durable before it becomes the ref (dropping
-            // the transaction on error rolls back: the lock goes away).
-            fsync_file(&lock_path)?;
+        let outcome = self.update_ref(&store, &full, &swap)?;
+        if outcome == SwapOutcome::Swapped {
+            self.repack_after_swap();
         }
-        let edits =
-            transaction.commit(None).map_err(|e| gix_error(format!("cannot update ref {name}"), e))?;
-
-        // gix lets `MustNotExist` pass when the ref already holds the new
-        // value (and then writes nothing). It records what it found under the
-        // lock, so that case is told apart exactly: the ref existed, so the
-        // create did not happen.
-        if expected.is_none() {
-            let found = edits.iter().find_map(|edit| match &edit.change {
-                Change::Update { expected: PreviousValue::MustExistAndMatch(target), .. } => {
-                    Some(target.clone())
-                }
-                _ => None,
-            });
-            if let Some(target) = found {
-                let id = direct_target(&full, target)?;
-                return Ok(SwapOutcome::Mismatch(Some(from_gix(&id))));
-            }
-        }
-        self.sync_ref(&ref_path, changes, &dirs)?;
-        if self.packs_written.swap(false, Ordering::Relaxed) {
-            self.consolidate_packs();
-        } else {
-            self.maybe_pack_loose();
-        }
-        Ok(SwapOutcome::Swapped)
+        Ok(outcome)
     }
 
     fn list_refs(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>, StorageError> {
-        let store = self.ref_store();
-        let context = || format!("cannot list refs under {prefix:?}");
-        let platform = store.iter().map_err(|e| gix_error(context(), e))?;
-        let iter = if prefix.is_empty() {
-            platform.all()
-        } else {
-            let relative = <&gix::path::RelativePath>::try_from(prefix)
-                .map_err(|_| StorageError::InvalidRef(prefix.to_owned()))?;
-            platform.prefixed(relative)
-        }
-        .map_err(|e| StorageError::io(context(), e))?;
-        let mut refs = Vec::new();
-        for reference in iter {
-            let reference = reference.map_err(|e| gix_error(context(), e))?;
-            let Ok(name) = reference.name.as_bstr().to_str() else {
-                return Err(StorageError::io(
-                    context(),
-                    format!("ref name {:?} is not UTF-8", reference.name.as_bstr()),
-                ));
-            };
-            if !name.starts_with(prefix) {
-                continue;
-            }
-            let id = direct_target(&reference.name, reference.target)?;
-            refs.push((name.to_owned(), self.commit_target(name, id)?));
-        }
-        refs.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(refs)
+        self.refs_with_prefix(prefix)
     }
 }
 
@@ -1319,32 +391,6 @@ fn gix_error(context: String, error: gix::Error) -> StorageError {
     StorageError::io(context, GixError(error))
 }
 
-/// A lock held by someone else: gix reports the `AlreadyExists` of its
-/// failed lock-file creation, classified as retryable.
-fn is_lock_busy(err: &gix::Error) -> bool {
-    err.iter_errors()
-        .any(|e| e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::AlreadyExists))
-}
-
-/// A ref name this backend accepts: a full name under `refs/` that git
-/// accepts (as gix validates it).
-fn full_name(name: &str) -> Result<FullName, StorageError> {
-    if !name.starts_with("refs/") {
-        return Err(StorageError::InvalidRef(name.to_owned()));
-    }
-    FullName::try_from(name).map_err(|_| StorageError::InvalidRef(name.to_owned()))
-}
-
-fn direct_target(name: &FullName, target: Target) -> Result<gix::ObjectId, StorageError> {
-    match target {
-        Target::Object(id) => Ok(id),
-        Target::Symbolic(to) => Err(StorageError::io(
-            format!("ref {} is unusable", name.as_bstr()),
-            format!("it is a symbolic ref to {}, not a commit id", to.as_bstr()),
-        )),
-    }
-}
-
 fn to_gix(id: &ObjectId) -> gix::ObjectId {
     gix::ObjectId::Sha1(id.0)
 }
@@ -1360,417 +406,5 @@ fn to_gix_kind(kind: ObjectKind) -> gix::objs::Kind {
         ObjectKind::Blob => gix::objs::Kind::Blob,
         ObjectKind::Tree => gix::objs::Kind::Tree,
         ObjectKind::Commit => gix::objs::Kind::Commit,
-    }
-}
-
-fn fsync_file(path: &Path) -> Result<(), StorageError> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| StorageError::io(format!("cannot fsync {}", path.display()), e))
-}
-
-/// Fsync a file, or a directory (making the entries created in it durable);
-/// directories are skipped where they cannot be opened as files.
-fn fsync_path(path: &Path) -> Result<(), StorageError> {
-    if cfg!(unix) || path.is_file() { fsync_file(path) } else { Ok(()) }
-}
-
-/// Fsync files and directories, in order.
-fn fsync_all(paths: &[&Path]) -> Result<(), StorageError> {
-    paths.iter().try_for_each(|path| fsync_path(path))
-}
-
-/// Fsync a newly created directory tree: every file and directory below and
-/// including `path`, then `path`'s parent (which got the new entry).
-fn sync_new_tree(path: &Path) -> Result<(), StorageError> {
-    fn walk(dir: &Path) -> Result<(), StorageError> {
-        let listing_failed = |e| StorageError::io(format!("cannot list {}", dir.display()), e);
-        for entry in std::fs::read_dir(dir).map_err(listing_failed)? {
-            let entry = entry.map_err(listing_failed)?;
-            let path = entry.path();
-            let file_type = entry
-                .file_type()
-                .map_err(|e| StorageError::io(format!("cannot stat {}", path.display()), e))?;
-            if file_type.is_dir() {
-                walk(&path)?;
-            } else if file_type.is_file() {
-                fsync_file(&path)?;
-            }
-        }
-        fsync_path(dir)
-    }
-    walk(path)?;
-    sync_new_tree_parent(path)
-}
-
-/// Fsync the directory that holds `path`.
-fn sync_new_tree_parent(path: &Path) -> Result<(), StorageError> {
-    let absolute =
-        path.canonicalize().map_err(|e| StorageError::io(format!("cannot resolve {}", path.display()), e))?;
-    match absolute.parent() {
-        Some(parent) => fsync_path(parent),
-        None => Ok(()),
-    }
-}
-
-/// Temporary files of a pack being written: removed when dropped, unless
-/// forgotten (once renamed into place).
-#[derive(Debug, Default)]
-struct TempFiles(Vec<PathBuf>);
-
-impl TempFiles {
-    /// Create a new file named `prefix…` in `dir` holding `bytes`, fsynced
-    /// (read-only, as git makes pack files).
-    fn create(
-        &mut self,
-        dir: &Path,
-        prefix: &str,
-        bytes: &[u8],
-        stats: &mut FlushStats,
-    ) -> Result<PathBuf, StorageError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o444);
-        let (path, mut file) = loop {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = dir.join(format!("{prefix}{}_{unique}_{nanos:09}", std::process::id()));
-            match options.open(&path) {
-                Ok(file) => break (path, file),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(StorageError::io(format!("cannot create {}", path.display()), e)),
-            }
-        };
-        self.0.push(path.clone());
-        let failed = |e| StorageError::io(format!("cannot write {}", path.display()), e);
-        file.write_all(bytes).map_err(failed)?;
-        let syncing = Instant::now();
-        file.sync_all().map_err(|e| StorageError::io(format!("cannot fsync {}", path.display()), e))?;
-        stats.sync += syncing.elapsed();
-        Ok(path)
-    }
-
-    fn forget(&mut self) {
-        self.0.clear();
-    }
-}
-
-impl Drop for TempFiles {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-impl Pending {
-    fn next_mark(&mut self) -> u64 {
-        self.marks += 1;
-        self.marks
-    }
-
-    /// Mark the buffered objects that `commit` reaches (through buffered
-    /// commits and trees) with a new mark; return it, and the ids they refer
-    /// to that are not buffered. Gitlinks (submodule commits) are not
-    /// followed. The objects were validated when written, so their links
-    /// parse.
-    fn walk(&mut self, commit: &ObjectId) -> (u64, Vec<ObjectId>) {
-        let mark = self.next_mark();
-        let mut outside = Vec::new();
-        let mut stack = vec![*commit];
-        while let Some(id) = stack.pop() {
-            let Some(buffered) = self.objects.get_mut(&id) else {
-                outside.push(id);
-                continue;
-            };
-            if buffered.mark == mark {
-                continue;
-            }
-            buffered.mark = mark;
-            match buffered.kind {
-                ObjectKind::Commit => stack.extend(commit_links(&buffered.data)),
-                ObjectKind::Tree => stack.extend(tree_links(&buffered.data)),
-                ObjectKind::Blob => {}
-            }
-        }
-        outside.sort_unstable();
-        outside.dedup();
-        (mark, outside)
-    }
-
-    /// After a lost race: the buffered objects `commit` reaches are that
-    /// append's write set, which no later swap writes unless it reaches them.
-    fn mark_lost(&mut self, commit: &ObjectId) {
-        let (mark, _) = self.walk(commit);
-        for buffered in self.objects.values_mut() {
-            if buffered.mark == mark {
-                buffered.lost = true;
-            }
-        }
-    }
-}
-
-/// A map keyed by object ids, hashed by their leading bytes: SHA-1 output
-/// needs no further mixing (std's SipHash cost a third of a batch's walk).
-type IdMap<V> = HashMap<ObjectId, V, std::hash::BuildHasherDefault<IdHasher>>;
-
-#[derive(Clone, Copy, Debug, Default)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(23) ^ u64::from_le_bytes(word);
-        }
-    }
-}
-
-/// The tree and parents a (validated) commit names: its header lines
-/// `tree <hex>` and `parent <hex>`, which come first.
-fn commit_links(data: &[u8]) -> impl Iterator<Item = ObjectId> + '_ {
-    data.split(|&b| b == b'\n')
-        .map_while(|line| line.strip_prefix(b"tree ").or_else(|| line.strip_prefix(b"parent ")))
-        .filter_map(|hex| std::str::from_utf8(hex).ok().and_then(|hex| ObjectId::from_hex(hex).ok()))
-}
-
-/// The ids a (validated) tree's entries name, but for gitlinks.
-fn tree_links(data: &[u8]) -> impl Iterator<Item = ObjectId> + '_ {
-    let mut rest = data;
-    std::iter::from_fn(move || {
-        loop {
-            let space = rest.find_byte(b' ')?;
-            let gitlink = &rest[..space] == b"160000";
-            let nul = space + rest[space..].find_byte(0)?;
-            let id = rest.get(nul + 1..nul + 21)?;
-            rest = &rest[nul + 21..];
-            if !gitlink {
-                let mut bytes = [0u8; 20];
-                bytes.copy_from_slice(id);
-                return Some(ObjectId(bytes));
-            }
-        }
-    })
-}
-
-/// Open the repository at exactly `path`, with only its own configuration.
-fn open_repo(path: &Path) -> Result<gix::Repository, StorageError> {
-    gix::open_opts(path, gix::open::Options::isolated().object_store_slots(STORE_SLOTS))
-        .map_err(|e| gix_error(format!("cannot open git repository {}", path.display()), e))
-}
-
-// ---------------------------------------------------------------------------
-// Validation of untrusted object bytes.
-
-/// Check that `data` is a well-formed object of `kind`: it parses (gix), and
-/// it passes what `git fsck --strict` checks of a single object.
-fn validate(kind: ObjectKind, data: &[u8]) -> Result<(), String> {
-    match kind {
-        ObjectKind::Blob => Ok(()),
-        ObjectKind::Tree => {
-            gix::objs::TreeRef::from_bytes(data, gix::hash::Kind::Sha1).map_err(|e| format!("{e:#}"))?;
-            check_tree(data)
-        }
-        ObjectKind::Commit => {
-            let commit = gix::objs::CommitRef::from_bytes(data, gix::hash::Kind::Sha1)
-                .map_err(|e| format!("{e:#}"))?;
-            check_commit(data, &commit)
-        }
-    }
-}
-
-/// `git fsck --strict` rules for trees: canonical modes, safe names, no null
-/// ids, entries in git's order without duplicates.
-fn check_tree(data: &[u8]) -> Result<(), String> {
-    let mut rest = data;
-    let mut previous: Option<(&[u8], bool)> = None;
-    let mut names = HashSet::new();
-    while !rest.is_empty() {
-        let space = rest.find_byte(b' ').ok_or("entry without a mode")?;
-        let (mode, tail) = (&rest[..space], &rest[space + 1..]);
-        let nul = tail.find_byte(0).ok_or("entry without a name terminator")?;
-        let (name, tail) = (&tail[..nul], &tail[nul + 1..]);
-        if tail.len() < 20 {
-            return Err("truncated entry id".into());
-        }
-        let (id, tail) = tail.split_at(20);
-        rest = tail;
-
-        let shown = name.as_bstr();
-        let (is_dir, is_link) = match mode {
-            b"100644" | b"100755" | b"160000" => (false, false),
-            b"120000" => (false, true),
-            b"40000" => (true, false),
-            _ => return Err(format!("entry {shown:?} has mode {:?}", mode.as_bstr())),
-        };
-        check_entry_name(name, is_link).map_err(|why| format!("entry {shown:?} {why}"))?;
-        if id.iter().all(|&b| b == 0) {
-            return Err(format!("entry {shown:?} has the null id"));
-        }
-        if let Some((before, before_is_dir)) = previous
-            && tree_order(before, before_is_dir, name, is_dir) != std::cmp::Ordering::Less
-        {
-            return Err(format!("entries are not in git's order at {shown:?}"));
-        }
-        if !names.insert(name) {
-            return Err(format!("entry {shown:?} appears twice"));
-        }
-        previous = Some((name, is_dir));
-    }
-    Ok(())
-}
-
-/// Git's tree order: names compared bytewise, a directory as if followed by `/`.
-fn tree_order(a: &[u8], a_dir: bool, b: &[u8], b_dir: bool) -> std::cmp::Ordering {
-    let a_key = a.iter().copied().chain(a_dir.then_some(b'/'));
-    let b_key = b.iter().copied().chain(b_dir.then_some(b'/'));
-    a_key.cmp(b_key)
-}
-
-fn check_entry_name(name: &[u8], is_link: bool) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("has an empty name");
-    }
-    if name.contains(&b'/') {
-        return Err("has a '/' in its name");
-    }
-    if name == b"." || name == b".." {
-        return Err("is named '.' or '..'");
-    }
-    let folded = fold_name(name);
-    if folded == b".git" || folded == b"git~1" {
-        return Err("is (a disguise of) .git");
-    }
-    if folded == b".gitmodules" || folded == b"gitmod~1" {
-        return Err("is .gitmodules, which git checks specially");
-    }
-    if is_link && [&b".gitattributes"[..], b".gitignore", b".mailmap"].contains(&folded.as_slice()) {
-        return Err("is a symlink git refuses");
-    }
-    Ok(())
-}
-
-/// The name as NTFS and HFS+ would compare it: ASCII case folded, the
-/// code points HFS+ ignores removed, and (NTFS) anything from a `:` on and
-/// trailing dots and spaces dropped.
-fn fold_name(name: &[u8]) -> Vec<u8> {
-    let mut folded: Vec<u8> = match std::str::from_utf8(name) {
-        Ok(text) => text
-            .chars()
-            .filter(|c| !matches!(*c as u32, 0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff))
-            .collect::<String>()
-            .into_bytes(),
-        Err(_) => name.to_vec(),
-    };
-    folded.make_ascii_lowercase();
-    if let Some(colon) = folded.find_byte(b':') {
-        folded.truncate(colon);
-    }
-    while folded.last().is_some_and(|&b| b == b'.' || b == b' ') {
-        folded.pop();
-    }
-    folded
-}
-
-/// `git fsck --strict` rules for commits beyond parsing: well-formed author
-/// and committer, no NUL in the header.
-fn check_commit(data: &[u8], commit: &gix::objs::CommitRef<'_>) -> Result<(), String> {
-    check_ident(commit.author).map_err(|why| format!("author {:?}: {why}", commit.author))?;
-    check_ident(commit.committer).map_err(|why| format!("committer {:?}: {why}", commit.committer))?;
-    let header_end = data.find(b"\n\n").unwrap_or(data.len());
-    if data[..header_end].contains(&0) {
-        return Err("NUL byte in the header".into());
-    }
-    Ok(())
-}
-
-/// Git's `fsck_ident`: `name <email> seconds +hhmm`.
-fn check_ident(ident: &BStr) -> Result<(), &'static str> {
-    let s: &[u8] = ident;
-    if s.first() == Some(&b'<') {
-        return Err("no name before the email");
-    }
-    let lt = s.find_byteset(b"<>").ok_or("no email")?;
-    if s[lt] == b'>' {
-        return Err("bad name");
-    }
-    if lt == 0 || s[lt - 1] != b' ' {
-        return Err("no space before the email");
-    }
-    let after = &s[lt + 1..];
-    let gt = after.find_byteset(b"<>").ok_or("bad email")?;
-    if after[gt] != b'>' {
-        return Err("bad email");
-    }
-    let rest = after[gt + 1..].strip_prefix(b" ").ok_or("no space before the date")?;
-    let space = rest.find_byte(b' ').ok_or("bad date")?;
-    let (date, zone) = (&rest[..space], &rest[space + 1..]);
-    if date.is_empty() || !date.iter().all(u8::is_ascii_digit) {
-        return Err("bad date");
-    }
-    if date.len() > 1 && date[0] == b'0' {
-        return Err("zero-padded date");
-    }
-    let seconds: u64 = std::str::from_utf8(date).ok().and_then(|d| d.parse().ok()).ok_or("date overflows")?;
-    if seconds > i64::MAX as u64 {
-        return Err("date overflows");
-    }
-    let zone_ok =
-        zone.len() == 5 && matches!(zone[0], b'+' | b'-') && zone[1..].iter().all(u8::is_ascii_digit);
-    if !zone_ok {
-        return Err("bad time zone");
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_loose_object_packed_away_before_its_sync_counts_as_synced_and_a_lost_one_does_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = GitBackend::init_bare(dir.path()).unwrap();
-        let id = backend.write_object(ObjectKind::Blob, b"decided").unwrap();
-        backend.flush_locked(&backend.lock_flushing(), None).unwrap();
-        let (fan_out, path) = backend.loose_path(&id);
-        let old = std::time::SystemTime::now() - 2 * repack::LOOSE_MIN_AGE;
-        File::open(&path).unwrap().set_modified(old).unwrap();
-        assert_eq!(backend.pack_loose().unwrap(), 1);
-        assert!(!path.exists(), "packed, then removed");
-
-        let mut unsynced = Unsynced::default();
-        unsynced.record(path, fan_out.clone(), false);
-        backend.sync_loose(&unsynced, false).unwrap();
-
-        let mut lost = Unsynced::default();
-        lost.record(fan_out.join("0".repeat(38)), fan_out, false);
-        let err = backend.sync_loose(&lost, false).unwrap_err();
-        assert!(err.to_string().contains("cannot fsync"), "{err}");
-    }
-
-    #[test]
-    fn commit_and_tree_links_are_read_from_validated_objects() {
-        let a = ObjectId([0xaa; 20]);
-        let b = ObjectId([0xbb; 20]);
-        let commit =
-            format!("tree {a}\nparent {b}\nparent {a}\nauthor x <> 1 +0000\ncommitter x <> 1 +0000\n\nm\n");
-        assert_eq!(commit_links(commit.as_bytes()).collect::<Vec<_>>(), [a, b, a]);
-        let mut tree = b"100644 f\0".to_vec();
-        tree.extend_from_slice(&a.0);
-        tree.extend_from_slice(b"160000 sub\0");
-        tree.extend_from_slice(&b.0);
-        tree.extend_from_slice(b"40000 t\0");
-        tree.extend_from_slice(&b.0);
-        assert_eq!(tree_links(&tree).collect::<Vec<_>>(), [a, b], "gitlinks are not followed");
     }
 }

@@ -15,7 +15,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::FlushStats;
+use super::write_set::FlushStats;
 use crate::backend::{ObjectId, ObjectKind};
 
 /// Pack entries smaller than this are *stored* (a zlib stream without

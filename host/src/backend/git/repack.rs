@@ -31,10 +31,16 @@
 //! the backend retries a failed lookup on a fresh store. Packs with a
 //! `.keep` file are never merged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
 
+use super::fs::{fsync_path, remove_if_present};
+use super::pack::PackObject;
+use super::write_set::FlushStats;
+use super::{Backend as _, GitBackend, StorageError, from_gix};
 use crate::backend::ObjectId;
 
 /// Merge the packs of a size tier once it holds this many.
@@ -52,6 +58,19 @@ pub(super) const LOOSE_LIMIT: usize = 6_700;
 /// process may be between renaming one into place and syncing it (and would
 /// fail its append if the file vanished under it).
 pub(super) const LOOSE_MIN_AGE: Duration = Duration::from_secs(60);
+
+/// What [`GitBackend::gc`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GcReport {
+    /// Loose objects moved into packs.
+    pub loose_packed: usize,
+    /// Packs before.
+    pub packs_before: usize,
+    /// Packs merged into others.
+    pub packs_merged: usize,
+    /// Packs after.
+    pub packs_after: usize,
+}
 
 /// A pack on disk.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -197,6 +216,166 @@ pub(super) fn plan_any(mut packs: Vec<PackFile>) -> Vec<PackFile> {
         .count();
     packs.truncate(fitting);
     if packs.len() < 2 { Vec::new() } else { packs }
+}
+
+impl GitBackend {
+    /// Step 6 of a swap, once it is durable: a write set that became a pack
+    /// may fill a size tier; loose ones may bring the loose objects to
+    /// [`LOOSE_LIMIT`].
+    pub(super) fn repack_after_swap(&self) {
+        if self.packs_written.swap(false, Ordering::Relaxed) {
+            self.consolidate_packs();
+        } else {
+            self.maybe_pack_loose();
+        }
+    }
+
+    /// Merge small packs once a write set became one, after the swap. A
+    /// failure (say, another process merged the same packs away first)
+    /// leaves every object where it was, so it is not the append's failure;
+    /// this instance tries again a minute later.
+    fn consolidate_packs(&self) {
+        let mut failed = self.merge_failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.is_some_and(|at| at.elapsed() < LOOSE_MIN_AGE) {
+            return;
+        }
+        let _flushing = self.lock_flushing();
+        *failed = self.merge_packs().err().map(|_| Instant::now());
+    }
+
+    fn merge_packs(&self) -> Result<(), StorageError> {
+        self.merge(plan).map(|_| ())
+    }
+
+    /// Merge the packs `choose` picks from those on disk; how many it merged.
+    fn merge(&self, choose: fn(Vec<PackFile>) -> Vec<PackFile>) -> Result<usize, StorageError> {
+        let pack_dir = self.pack_dir();
+        let chosen = choose(
+            list(&pack_dir)
+                .map_err(|e| StorageError::io(format!("cannot list {}", pack_dir.display()), e))?,
+        );
+        if chosen.is_empty() {
+            return Ok(0);
+        }
+        // Objects keep the order they were written in (packs oldest first,
+        // each in pack order): a log's events stay near each other, which a
+        // replay reading them in order is measurably faster for than id order.
+        let mut ordered: Vec<(SystemTime, &PackFile)> = chosen
+            .iter()
+            .map(|p| (p.index.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), p))
+            .collect();
+        ordered.sort();
+        let mut seen = HashSet::new();
+        let mut objects = Vec::new();
+        for (_, pack) in ordered {
+            let index = gix::odb::pack::index::File::at(&pack.index, gix::hash::Kind::Sha1)
+                .map_err(|e| StorageError::io(format!("cannot read {}", pack.index.display()), e))?;
+            let mut entries: Vec<_> = index.iter().collect();
+            entries.sort_by_key(|e| e.pack_offset);
+            for entry in entries {
+                if !seen.insert(entry.oid) {
+                    continue;
+                }
+                let id = from_gix(&entry.oid);
+                let (kind, data) = self.read_object(&id)?.ok_or_else(|| {
+                    StorageError::io(
+                        format!("cannot merge {}", pack.index.display()),
+                        format!("{id} is gone"),
+                    )
+                })?;
+                objects.push(PackObject { id, kind, data: data.into() });
+            }
+        }
+        let merged = self.write_pack(&objects, &mut FlushStats::default())?;
+        self.packs_written.store(false, Ordering::Relaxed);
+        for pack in chosen.iter().filter(|p| p.index != merged) {
+            for file in pack.files() {
+                remove_if_present(&file)?;
+            }
+        }
+        fsync_path(&pack_dir)?;
+        self.refresh_store()?;
+        Ok(chosen.len())
+    }
+
+    /// Pack loose objects older than [`LOOSE_MIN_AGE`] (at most
+    /// [`MAX_MERGE_OBJECTS`] per pack) and remove their files once
+    /// the pack is durable; how many. A loose file that cannot be read (torn
+    /// by a crash: nothing refers to it) is left for `git gc`.
+    pub(super) fn pack_loose(&self) -> Result<usize, StorageError> {
+        let loose = loose_objects(&self.objects_dir, LOOSE_MIN_AGE)
+            .map_err(|e| StorageError::io(format!("cannot list {}", self.objects_dir.display()), e))?;
+        let mut packed = 0;
+        for chunk in loose.chunks(MAX_MERGE_OBJECTS as usize) {
+            let mut objects = Vec::with_capacity(chunk.len());
+            let mut files = Vec::with_capacity(chunk.len());
+            for (id, path) in chunk {
+                if let Ok(Some((kind, data))) = self.read_object(id) {
+                    objects.push(PackObject { id: *id, kind, data: data.into() });
+                    files.push(path);
+                }
+            }
+            if objects.is_empty() {
+                continue;
+            }
+            self.write_pack(&objects, &mut FlushStats::default())?;
+            for file in files {
+                remove_if_present(file)?;
+            }
+            packed += objects.len();
+        }
+        if packed > 0 {
+            self.refresh_store()?;
+        }
+        Ok(packed)
+    }
+
+    /// After a swap that wrote loose objects: pack them once there are about
+    /// as many as would make git's own `gc.auto` run (at most once a minute
+    /// per instance, since young objects are left loose).
+    fn maybe_pack_loose(&self) {
+        let mut last = self.last_loose_pack.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < LOOSE_MIN_AGE)
+            || loose_estimate(&self.objects_dir) < LOOSE_LIMIT
+        {
+            return;
+        }
+        *last = Some(Instant::now());
+        drop(last);
+        let _flushing = self.lock_flushing();
+        // Like a merge, a failure leaves every object where it was.
+        if self.pack_loose().is_ok() {
+            let _ = self.merge_packs();
+        }
+    }
+
+    /// `dlog gc`: pack every loose object older than a minute, then merge
+    /// packs until no merge is left to do (each merge at most
+    /// [`MAX_MERGE_OBJECTS`] objects), telling `progress` about
+    /// each step. Reads and appends, here and in other processes, go on
+    /// meanwhile.
+    pub fn gc(&self, progress: &mut dyn FnMut(&str)) -> Result<GcReport, StorageError> {
+        let _flushing = self.lock_flushing();
+        let pack_dir = self.pack_dir();
+        let count_packs = || {
+            list(&pack_dir)
+                .map(|p| p.len())
+                .map_err(|e| StorageError::io(format!("cannot list {}", pack_dir.display()), e))
+        };
+        let packs_before = count_packs()?;
+        let loose_packed = self.pack_loose()?;
+        progress(&format!("packed {loose_packed} loose objects"));
+        let mut packs_merged = 0;
+        loop {
+            let merged = self.merge(plan_any)?;
+            if merged == 0 {
+                break;
+            }
+            packs_merged += merged;
+            progress(&format!("merged {merged} packs into one"));
+        }
+        Ok(GcReport { loose_packed, packs_before, packs_merged, packs_after: count_packs()? })
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,344 @@
+//! Refs: read exactly as they are on disk now (see *Freshness* in [the
+//! backend's docs](super)), and moved by a gix transaction whose lock file
+//! the backend fsyncs before gix renames it onto the ref, then the
+//! directories the rename changed (steps 4 and 5).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gix::bstr::ByteSlice;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::{FullName, Target};
+
+use super::fs::{fsync_all, fsync_file};
+use super::write_set::Swap;
+use super::{GitBackend, ObjectId, StorageError, SwapOutcome, from_gix, gix_error, to_gix};
+
+/// How long a ref update waits for a ref lock (or `packed-refs.lock`) held by
+/// another writer before giving up with [`StorageError::Locked`]. gix retries
+/// with a randomised quadratic backoff (1 ms, 4 ms, 9 ms, …) within this time.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+impl GitBackend {
+    /// A fresh ref store: no `packed-refs` snapshot carried over from earlier calls.
+    pub(super) fn ref_store(&self) -> gix::refs::file::Store {
+        if self.common_dir == self.git_dir {
+            gix::refs::file::Store::at_opts(self.git_dir.clone(), gix::hash::Kind::Sha1, self.ref_options)
+        } else {
+            gix::refs::file::Store::for_linked_worktree_opts(
+                self.git_dir.clone(),
+                self.common_dir.clone(),
+                gix::hash::Kind::Sha1,
+                self.ref_options,
+            )
+        }
+    }
+
+    /// Where the loose file of ref `name` lives.
+    pub(super) fn ref_path(&self, name: &FullName) -> PathBuf {
+        let private = name.as_ref().category().is_some_and(|category| category.is_worktree_private());
+        let base = if private { &self.git_dir } else { &self.common_dir };
+        base.join(name.as_bstr().to_str_lossy().as_ref())
+    }
+
+    fn packed_refs_path(&self) -> PathBuf {
+        self.common_dir.join("packed-refs")
+    }
+
+    /// The ref's value exactly as on disk now: the loose file if there is one,
+    /// else its `packed-refs` entry. Symbolic refs are an error.
+    pub(super) fn read_ref_now(
+        &self,
+        store: &gix::refs::file::Store,
+        name: &FullName,
+    ) -> Result<Option<gix::ObjectId>, StorageError> {
+        let path = self.ref_path(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let loose = gix::refs::file::loose::Reference::try_from_path(
+                    name.clone(),
+                    &bytes,
+                    gix::hash::Kind::Sha1,
+                )
+                .map_err(|e| gix_error(format!("cannot parse ref file {}", path.display()), e))?;
+                return direct_target(name, loose.target).map(Some);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory
+                ) => {}
+            Err(e) => {
+                return Err(StorageError::io(format!("cannot read ref file {}", path.display()), e));
+            }
+        }
+        let packed = store
+            .open_packed_buffer()
+            .map_err(|e| gix_error(format!("cannot read {}", self.packed_refs_path().display()), e))?;
+        let Some(packed) = packed else {
+            return Ok(None);
+        };
+        let found = packed
+            .try_find(name.as_ref())
+            .map_err(|e| gix_error(format!("cannot read {}", self.packed_refs_path().display()), e))?;
+        Ok(found.map(|r| r.target()))
+    }
+
+    /// The ref's value after checking that it names a commit in the repository.
+    pub(super) fn commit_target(&self, name: &str, id: gix::ObjectId) -> Result<ObjectId, StorageError> {
+        match self.object_kind(&id)? {
+            Some(gix::objs::Kind::Commit) => Ok(from_gix(&id)),
+            Some(kind) => Err(StorageError::io(
+                format!("ref {name} is unusable"),
+                format!("it points at {id}, a {kind}, not a commit"),
+            )),
+            None => Err(StorageError::io(
+                format!("ref {name} is unusable"),
+                format!("it points at {id}, which is not in the repository"),
+            )),
+        }
+    }
+
+    /// The mismatch to report if the ref does not hold `expected` now; the
+    /// objects `new` reaches are then marked lost (see *Lost races* in [the
+    /// backend's docs](super)).
+    pub(super) fn lost_race(
+        &self,
+        store: &gix::refs::file::Store,
+        full: &FullName,
+        expected: Option<&ObjectId>,
+        new: &ObjectId,
+    ) -> Result<Option<SwapOutcome>, StorageError> {
+        let current = self.read_ref_now(store, full)?;
+        if current == expected.map(to_gix) {
+            return Ok(None);
+        }
+        self.lock_pending().mark_lost(new);
+        Ok(Some(SwapOutcome::Mismatch(current.map(|id| from_gix(&id)))))
+    }
+
+    /// Steps 4 and 5 of a swap whose write set is durable: move the ref
+    /// under its lock, its new value fsynced before the rename, then make the
+    /// rename durable.
+    pub(super) fn update_ref(
+        &self,
+        store: &gix::refs::file::Store,
+        full: &FullName,
+        swap: &Swap<'_>,
+    ) -> Result<SwapOutcome, StorageError> {
+        let &Swap { name, new, expected } = swap;
+        let ref_path = self.ref_path(full);
+        let lock_path = lock_path_of(&ref_path);
+        let dirs = self.ref_dirs(&ref_path);
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: Default::default(),
+                },
+                expected: match expected {
+                    None => PreviousValue::MustNotExist,
+                    Some(id) => PreviousValue::MustExistAndMatch(Target::Object(to_gix(id))),
+                },
+                new: Target::Object(to_gix(new)),
+            },
+            name: full.clone(),
+            deref: false,
+        };
+        // Prepare: take the ref lock (waiting for another writer up to
+        // LOCK_WAIT), check the expectation under it and write the new value
+        // into the lock file. Nothing is visible to readers yet.
+        let wait = gix::lock::acquire::Fail::AfterDurationWithBackoff(LOCK_WAIT);
+        let transaction = match store.transaction().prepare(Some(edit), wait, wait) {
+            Ok(transaction) => transaction,
+            Err(err) => return self.failed_swap(store, full, expected, &ref_path, err),
+        };
+        // gix writes (and keeps) the lock file only when the value changes:
+        // not for `expected == new`, nor for a create of a ref that already
+        // holds `new` (told apart after the commit, below).
+        let changes = expected != Some(new);
+        if changes && lock_path.is_file() {
+            // The new value is durable before it becomes the ref (dropping
+            // the transaction on error rolls back: the lock goes away).
+            fsync_file(&lock_path)?;
+        }
+        let edits =
+            transaction.commit(None).map_err(|e| gix_error(format!("cannot update ref {name}"), e))?;
+
+        // gix lets `MustNotExist` pass when the ref already holds the new
+        // value (and then writes nothing). It records what it found under the
+        // lock, so that case is told apart exactly: the ref existed, so the
+        // create did not happen.
+        if expected.is_none() {
+            let found = edits.iter().find_map(|edit| match &edit.change {
+                Change::Update { expected: PreviousValue::MustExistAndMatch(target), .. } => {
+                    Some(target.clone())
+                }
+                _ => None,
+            });
+            if let Some(target) = found {
+                let id = direct_target(full, target)?;
+                return Ok(SwapOutcome::Mismatch(Some(from_gix(&id))));
+            }
+        }
+        self.sync_ref(&ref_path, changes, &dirs)?;
+        Ok(SwapOutcome::Swapped)
+    }
+
+    /// Directories between the ref file and `refs/` (exclusive), innermost
+    /// first, each with whether it exists now.
+    fn ref_dirs(&self, ref_path: &Path) -> Vec<(PathBuf, bool)> {
+        let mut dirs = Vec::new();
+        let mut dir = ref_path.parent();
+        while let Some(d) = dir {
+            if d.parent().is_none_or(|p| p == self.git_dir || p == self.common_dir) {
+                break; // `d` is `refs/` itself
+            }
+            dirs.push((d.to_owned(), d.is_dir()));
+            dir = d.parent();
+        }
+        dirs
+    }
+
+    /// Make a just-committed ref update durable (its new value was synced in
+    /// the lock file before the rename): the ref's directory, and the parent
+    /// of every directory that was created for it (or is not yet known to be
+    /// durable). For a no-op update (`changed` false), whatever holds the
+    /// value now: the loose ref file, or `packed-refs`.
+    fn sync_ref(&self, ref_path: &Path, changed: bool, dirs: &[(PathBuf, bool)]) -> Result<(), StorageError> {
+        if !changed {
+            return if ref_path.is_file() {
+                fsync_all(&[ref_path, ref_path.parent().unwrap_or(ref_path)])
+            } else {
+                fsync_all(&[&self.packed_refs_path(), &self.common_dir])
+            };
+        }
+        let mut paths: Vec<PathBuf> = ref_path.parent().map(Path::to_owned).into_iter().collect();
+        let mut newly_durable = Vec::new();
+        {
+            let durable = self.lock_durable_dirs();
+            for (dir, existed) in dirs {
+                if !(*existed && durable.contains(dir)) {
+                    paths.extend(dir.parent().map(Path::to_owned));
+                    newly_durable.push(dir.clone());
+                }
+            }
+        }
+        let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        fsync_all(&paths)?;
+        self.lock_durable_dirs().extend(newly_durable);
+        Ok(())
+    }
+
+    /// Turn a failed `prepare` into the swap's outcome: a lost race is a
+    /// mismatch with the value seen, a busy lock is `Locked`.
+    fn failed_swap(
+        &self,
+        store: &gix::refs::file::Store,
+        full: &FullName,
+        expected: Option<&ObjectId>,
+        ref_path: &Path,
+        err: gix::Error,
+    ) -> Result<SwapOutcome, StorageError> {
+        use gix::refs::file::transaction::prepare::{MustNotExist, ReferenceOutOfDate};
+        let name = full.as_bstr().to_str_lossy();
+        // The value gix saw under the lock, when it reports one.
+        let seen = err
+            .downcast_any_ref::<ReferenceOutOfDate>()
+            .map(|e| e.actual.clone())
+            .or_else(|| err.downcast_any_ref::<MustNotExist>().map(|e| e.actual.clone()));
+        if let Some(actual) = seen {
+            let id = direct_target(full, actual)?;
+            return Ok(SwapOutcome::Mismatch(Some(from_gix(&id))));
+        }
+        if err.is_conflict() || (expected.is_some() && err.is_not_found()) {
+            // A conflict without a reported value, or an expected ref that
+            // does not exist: report what is there now.
+            let actual = self.read_ref_now(store, full)?;
+            return Ok(SwapOutcome::Mismatch(actual.map(|id| from_gix(&id))));
+        }
+        if is_lock_busy(&err) {
+            return Err(StorageError::Locked {
+                name: name.into_owned(),
+                lock: self.blocking_lock(ref_path).display().to_string(),
+            });
+        }
+        Err(gix_error(format!("cannot update ref {name}"), err))
+    }
+
+    /// Which lock file blocks an update of `ref_path`: its own `.lock`, or
+    /// `packed-refs.lock` (which gix also waits for when it exists).
+    fn blocking_lock(&self, ref_path: &Path) -> PathBuf {
+        let ref_lock = lock_path_of(ref_path);
+        let packed_lock = self.common_dir.join("packed-refs.lock");
+        if !ref_lock.exists() && packed_lock.exists() { packed_lock } else { ref_lock }
+    }
+
+    /// The refs whose names start with `prefix`, by name, each checked to
+    /// name a commit.
+    pub(super) fn refs_with_prefix(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>, StorageError> {
+        let store = self.ref_store();
+        let context = || format!("cannot list refs under {prefix:?}");
+        let platform = store.iter().map_err(|e| gix_error(context(), e))?;
+        let iter = if prefix.is_empty() {
+            platform.all()
+        } else {
+            let relative = <&gix::path::RelativePath>::try_from(prefix)
+                .map_err(|_| StorageError::InvalidRef(prefix.to_owned()))?;
+            platform.prefixed(relative)
+        }
+        .map_err(|e| StorageError::io(context(), e))?;
+        let mut refs = Vec::new();
+        for reference in iter {
+            let reference = reference.map_err(|e| gix_error(context(), e))?;
+            let Ok(name) = reference.name.as_bstr().to_str() else {
+                return Err(StorageError::io(
+                    context(),
+                    format!("ref name {:?} is not UTF-8", reference.name.as_bstr()),
+                ));
+            };
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let id = direct_target(&reference.name, reference.target)?;
+            refs.push((name.to_owned(), self.commit_target(name, id)?));
+        }
+        refs.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(refs)
+    }
+}
+
+/// The lock file git and gix use for `path`.
+fn lock_path_of(path: &Path) -> PathBuf {
+    let mut lock = path.as_os_str().to_owned();
+    lock.push(".lock");
+    PathBuf::from(lock)
+}
+
+/// A lock held by someone else: gix reports the `AlreadyExists` of its
+/// failed lock-file creation, classified as retryable.
+fn is_lock_busy(err: &gix::Error) -> bool {
+    err.iter_errors()
+        .any(|e| e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::AlreadyExists))
+}
+
+/// A ref name this backend accepts: a full name under `refs/` that git
+/// accepts (as gix validates it).
+pub(super) fn full_name(name: &str) -> Result<FullName, StorageError> {
+    if !name.starts_with("refs/") {
+        return Err(StorageError::InvalidRef(name.to_owned()));
+    }
+    FullName::try_from(name).map_err(|_| StorageError::InvalidRef(name.to_owned()))
+}
+
+fn direct_target(name: &FullName, target: Target) -> Result<gix::ObjectId, StorageError> {
+    match target {
+        Target::Object(id) => Ok(id),
+        Target::Symbolic(to) => Err(StorageError::io(
+            format!("ref {} is unusable", name.as_bstr()),
+            format!("it is a symbolic ref to {}, not a commit id", to.as_bstr()),
+        )),
+    }
+}
