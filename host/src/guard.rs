@@ -117,7 +117,11 @@ mod tests {
         assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Held(Some(4242)));
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Free, "the kernel let go with the process");
+        assert_eq!(
+            probe(&guard_file(dir.path())).unwrap(),
+            GuardState::Free,
+            "the kernel let go with the process"
+        );
         assert!(acquire(guard_file(dir.path()), Duration::ZERO).unwrap().is_some());
     }
 }

@@ -30,8 +30,8 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 
 use super::{Lease, LeaseCell, same_lease};
-use crate::guard::{self, Guard};
 use crate::error::Error;
+use crate::guard::{self, Guard};
 
 /// How long to wait for another process's lock on a lease file. Locks are
 /// held for about a millisecond; one older than this is left by a crash.

@@ -350,8 +350,8 @@ impl GitBackend {
     }
 
     /// `dlog gc`: pack every loose object older than a minute, then merge
-    /// packs until no merge is left to do (each merge at most
-    /// [`MAX_MERGE_OBJECTS`] objects), telling `progress` about
+    /// packs until no merge is left to do (each merge at most 300,000
+    /// objects), telling `progress` about
     /// each step. Reads and appends, here and in other processes, go on
     /// meanwhile.
     pub fn gc(&self, progress: &mut dyn FnMut(&str)) -> Result<GcReport, StorageError> {
