@@ -113,6 +113,17 @@ fn entry_header(kind: ObjectKind, size: usize, out: &mut Vec<u8>) {
     out.push(byte);
 }
 
+/// A loose object file's bytes: `"<kind> <len>\0"` and the data, as one
+/// zlib stream (at the packs' level: loose objects are small and short-lived).
+pub(super) fn encode_loose(kind: ObjectKind, data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut raw = format!("{} {}\0", kind.as_str(), data.len()).into_bytes();
+    raw.extend_from_slice(data);
+    let mut compress = gix::zlib::stream::deflate::Compress::new(PACK_COMPRESSION);
+    let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+    zlib_deflate(&mut compress, &raw, &mut out)?;
+    Ok(out)
+}
+
 /// `data` as a zlib stream of stored (uncompressed) deflate blocks, as zlib
 /// writes at level 0: header `78 01`, blocks of at most 65,535 bytes (a byte
 /// with the final-block bit, then the length and its complement,

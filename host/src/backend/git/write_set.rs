@@ -12,12 +12,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use gix::objs::{FindHeader as _, Write as _};
+use gix::objs::FindHeader as _;
 
 use super::buffer::IdMap;
 use super::fs::{TempFiles, fsync_all, fsync_path};
-use super::pack::{PackObject, encode_pack};
-use super::{GitBackend, ObjectId, StorageError, gix_error, to_gix, to_gix_kind};
+use super::pack::{PackObject, encode_loose, encode_pack};
+use super::{GitBackend, ObjectId, StorageError, gix_error, to_gix};
 
 /// A write set of at least this many objects becomes one pack; smaller ones
 /// are written loose. Measured (ext4 on a VM disk, where one fsync costs
@@ -43,6 +43,11 @@ struct Unsynced {
 impl Unsynced {
     fn record(&mut self, file: PathBuf, fan_out: PathBuf, new_fan_out: bool) {
         self.files.insert(file);
+        self.record_dir(fan_out, new_fan_out);
+    }
+
+    /// A fan-out directory that got a new entry (a file already synced).
+    fn record_dir(&mut self, fan_out: PathBuf, new_fan_out: bool) {
         if new_fan_out {
             self.new_fan_outs.insert(fan_out.clone());
         }
@@ -183,8 +188,8 @@ impl GitBackend {
             sync_pack_dir = false; // done by write_pack
         } else {
             let write_started = Instant::now();
-            self.write_loose(&objects, &mut unsynced)?;
-            stats.write = write_started.elapsed();
+            self.write_loose(&objects, &mut unsynced, &mut stats)?;
+            stats.write = write_started.elapsed().saturating_sub(stats.sync);
         }
         let sync_started = Instant::now();
         self.sync_loose(&unsynced, sync_pack_dir)?;
@@ -212,16 +217,38 @@ impl GitBackend {
     }
 
     /// Write `objects` as loose objects through gix, recording what to sync.
-    fn write_loose(&self, objects: &[PackObject], unsynced: &mut Unsynced) -> Result<(), StorageError> {
-        let odb = self.odb();
+    /// Write loose objects as git does: each to a temporary file in its
+    /// fan-out directory, fsynced, then renamed into place, so that a power
+    /// loss leaves no object file or a whole one, never an empty or torn one
+    /// (which `git fsck` and `git gc` refuse even when nothing refers to it).
+    /// gix's loose writer renames first and never syncs, so this is ours.
+    /// The directories are synced by [`GitBackend::sync_loose`].
+    fn write_loose(
+        &self,
+        objects: &[PackObject],
+        unsynced: &mut Unsynced,
+        stats: &mut FlushStats,
+    ) -> Result<(), StorageError> {
+        let mut temps = TempFiles::default();
         for object in objects {
             let (fan_out, path) = self.loose_path(&object.id);
-            let fan_out_existed = fan_out.is_dir();
-            odb.write_buf_with_known_id(to_gix_kind(object.kind), &object.data, to_gix(&object.id))
-                .map_err(|e| gix_error(format!("cannot write {} {}", object.kind.as_str(), object.id), e))?;
-            let new_fan_out = !fan_out_existed || !self.lock_durable_dirs().contains(&fan_out);
-            unsynced.record(path, fan_out, new_fan_out);
+            let created = match std::fs::create_dir(&fan_out) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(StorageError::io(format!("cannot create {}", fan_out.display()), e)),
+            };
+            let encoded = encode_loose(object.kind, &object.data).map_err(|e| {
+                StorageError::io(format!("cannot encode {} {}", object.kind.as_str(), object.id), e)
+            })?;
+            let temp = temps.create(&fan_out, "tmp_obj_", &encoded, stats)?;
+            // Over a file of the same name: the same object, or one torn by
+            // an older writer that renamed before syncing.
+            std::fs::rename(&temp, &path)
+                .map_err(|e| StorageError::io(format!("cannot rename {} into place", path.display()), e))?;
+            let new_fan_out = created || !self.lock_durable_dirs().contains(&fan_out);
+            unsynced.record_dir(fan_out, new_fan_out);
         }
+        temps.forget();
         Ok(())
     }
 
