@@ -8,18 +8,42 @@
 //! when its process dies, however it dies (`kill -9`, a panic, a power
 //! loss). So whoever holds the guard and still finds the lock file knows its
 //! owner is dead: it removes the file and goes on. A guard a live process
-//! holds is waited for a bounded time and never broken. The guard records
-//! its holder's pid (unsynced: it only matters while that process lives)
-//! for error messages and `dlog doctor`.
+//! holds is waited for a bounded time and never broken.
+//!
+//! The guard file records its holder's pid while held, and is emptied when
+//! the holder lets go normally (unsynced: it only matters between processes
+//! of one boot). A pid found on taking a guard therefore says its previous
+//! holder died holding it: that is what tells a lock file a dead dlog
+//! process left from one a live `git` holds (git knows nothing of guards).
+//! A lock file older than the machine's boot was left by a power loss.
 
 use std::fs::{File, TryLockError};
-use std::io::{Read as _, Seek as _, Write as _};
-use std::time::{Duration, Instant};
+use std::io::{Read as _, Seek as _};
+use std::os::unix::fs::FileExt as _;
+use std::time::{Duration, Instant, SystemTime};
 
-/// A held guard; dropping it closes the file, which releases the lock.
+/// A held guard; dropping it empties its record and closes the file, which
+/// releases the lock.
 #[derive(Debug)]
 pub(crate) struct Guard {
-    _file: File,
+    file: File,
+    /// The pid left in the guard by a previous holder that died holding it.
+    died: Option<u32>,
+}
+
+impl Guard {
+    /// The previous holder died holding this guard (its pid): whatever lock
+    /// file it guards and still exists is that holder's, left behind.
+    pub(crate) fn previous_holder_died(&self) -> Option<u32> {
+        self.died
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Emptied: the next holder then knows this one let go normally.
+        let _ = self.file.set_len(0);
+    }
 }
 
 /// What a look at a guard found.
@@ -45,11 +69,12 @@ pub(crate) fn acquire(file: File, wait: Duration) -> std::io::Result<Option<Guar
             Err(TryLockError::Error(e)) => return Err(e),
         }
     }
+    let died = holder(&file);
     let pid = format!("{}\n", std::process::id());
-    // The pid is a courtesy for messages: failing to write it is no reason
-    // to give up a lock we hold.
-    let _ = file.set_len(0).and_then(|()| (&file).write_all(pid.as_bytes()));
-    Ok(Some(Guard { _file: file }))
+    // Failing to record the pid costs only a message or a recovery, never
+    // correctness: no reason to give up a lock we hold.
+    let _ = file.set_len(0).and_then(|()| file.write_all_at(pid.as_bytes(), 0));
+    Ok(Some(Guard { file, died }))
 }
 
 /// Whether a live process holds the guard in `file`, without waiting. A
@@ -74,6 +99,22 @@ pub fn holder(file: &File) -> Option<u32> {
     text.trim().parse().ok()
 }
 
+/// When the machine booted (Linux: `btime` in `/proc/stat`): a lock file
+/// older than that was left by a power loss or a crash of the machine.
+pub fn booted_at() -> Option<SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let secs = stat.lines().find_map(|line| line.strip_prefix("btime "))?.trim().parse().ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Whether the file at `path` was last written before the machine booted.
+pub(crate) fn predates_boot(path: &std::path::Path) -> bool {
+    match (std::fs::metadata(path).and_then(|m| m.modified()), booted_at()) {
+        (Ok(modified), Some(boot)) => modified < boot,
+        _ => false,
+    }
+}
+
 /// A holder for messages: `pid 4711`, or `pid unknown`.
 pub(crate) fn describe(pid: Option<u32>) -> String {
     pid.map_or_else(|| "pid unknown".into(), |pid| format!("pid {pid}"))
@@ -88,14 +129,33 @@ mod tests {
     }
 
     #[test]
-    fn a_guard_is_exclusive_while_held_and_free_once_dropped() {
+    fn a_guard_is_exclusive_while_held_and_free_and_empty_once_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let held = acquire(guard_file(dir.path()), Duration::ZERO).unwrap().expect("free at first");
+        assert_eq!(held.previous_holder_died(), None);
         assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Held(Some(std::process::id())));
         assert!(acquire(guard_file(dir.path()), Duration::from_millis(20)).unwrap().is_none());
         drop(held);
         assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Free);
-        assert!(acquire(guard_file(dir.path()), Duration::ZERO).unwrap().is_some());
+        let again = acquire(guard_file(dir.path()), Duration::ZERO).unwrap().expect("free again");
+        assert_eq!(again.previous_holder_died(), None, "a holder that let go normally left no pid");
+    }
+
+    #[test]
+    fn the_machine_booted_in_the_past() {
+        let boot = booted_at().expect("/proc/stat has btime");
+        assert!(boot < SystemTime::now());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        assert!(!predates_boot(&file), "a file written now is younger than the boot");
+        File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(boot - Duration::from_secs(60))
+            .unwrap();
+        assert!(predates_boot(&file));
     }
 
     #[test]
@@ -122,6 +182,7 @@ mod tests {
             GuardState::Free,
             "the kernel let go with the process"
         );
-        assert!(acquire(guard_file(dir.path()), Duration::ZERO).unwrap().is_some());
+        let next = acquire(guard_file(dir.path()), Duration::ZERO).unwrap().expect("free");
+        assert_eq!(next.previous_holder_died(), Some(4242), "the dead holder's pid tells it died holding");
     }
 }

@@ -46,3 +46,67 @@ fn a_lease_guard_held_by_a_live_process_is_never_broken_and_is_named_in_the_erro
     guard.unlock().unwrap();
     assert!(append(&repo, "b").status.success(), "the next append after the holder let go just works");
 }
+
+/// A dlog process killed inside a ref update, as the kernel leaves it: the
+/// ref's lock file written, and the ref's guard recording a pid that no
+/// longer holds it. (A shell takes the guard and the lock the way
+/// `update_ref` does, then is killed with SIGKILL.)
+fn kill_inside_a_ref_update(repo: &Repo, space: &str) -> std::path::PathBuf {
+    let guard = repo.path.join(format!("dlog/guards/refs/dlog/spaces/{space}.guard"));
+    std::fs::create_dir_all(guard.parent().unwrap()).unwrap();
+    let lock = repo.path.join(format!("refs/dlog/spaces/{space}.lock"));
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "exec 9<>\"$0\"; flock 9; echo $$ >&9; printf 'half' > \"$1\"; exec sleep 60"])
+        .arg(&guard)
+        .arg(&lock)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !lock.exists() {
+        assert!(std::time::Instant::now() < deadline, "the writer never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    lock
+}
+
+#[test]
+fn a_ref_lock_left_by_a_killed_writer_does_not_block_the_next_append() {
+    let repo = Repo::new();
+    assert!(append(&repo, "a").status.success());
+    let lock = kill_inside_a_ref_update(&repo, "team");
+
+    let out = append(&repo, "b");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!lock.exists());
+    assert_eq!(repo.json(&["fold", "team"])["seq"], 2);
+    crate::git_cli::git(&repo.path, &["fsck", "--strict", "--no-dangling"]);
+}
+
+#[test]
+fn a_ref_lock_that_no_dlog_process_left_is_never_broken_while_it_is_young() {
+    let repo = Repo::new();
+    assert!(append(&repo, "a").status.success());
+    // What `git update-ref` holds for a moment: a lock file, and no guard.
+    let lock = repo.path.join("refs/dlog/spaces/team.lock");
+    std::fs::write(&lock, "0000000000000000000000000000000000000000\n").unwrap();
+
+    let out = append(&repo, "b");
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dlog doctor"));
+    assert!(lock.exists(), "a lock dlog cannot prove dead is left alone");
+    assert_eq!(repo.json(&["fold", "team"])["seq"], 1);
+
+    // The same file dated before the machine booted was left by a power loss.
+    let boot = decision_log::guard::booted_at().unwrap();
+    File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(boot - std::time::Duration::from_secs(1))
+        .unwrap();
+    let out = append(&repo, "b");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!lock.exists());
+}

@@ -126,6 +126,15 @@ pub enum StorageError {
         /// The lock file.
         lock: String,
     },
+    /// Another dlog process is updating the ref and has been for longer than
+    /// a writer waits; it is alive, so its lock is not broken.
+    #[error("ref {name} is being updated by a live dlog process ({holder}); try again")]
+    Busy {
+        /// The ref.
+        name: String,
+        /// Who holds it, as `pid N`.
+        holder: String,
+    },
     /// An I/O or repository failure.
     #[error("{context}: {source}")]
     Io {

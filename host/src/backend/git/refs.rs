@@ -2,6 +2,11 @@
 //! backend's docs](super)), and moved by a gix transaction whose lock file
 //! the backend fsyncs before gix renames it onto the ref, then the
 //! directories the rename changed (steps 4 and 5).
+//!
+//! Every update first takes the ref's guard (`dlog/guards/<ref>.guard`;
+//! `crate::guard`), so a `<ref>.lock` that a killed or powered-off dlog
+//! process left behind is removed by the next writer at once, while a lock
+//! a live process holds (another dlog, or `git` itself) is never broken.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,9 +16,10 @@ use gix::bstr::ByteSlice;
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::{FullName, Target};
 
-use super::fs::{fsync_all, fsync_file};
+use super::fs::{fsync_all, fsync_file, remove_if_present};
 use super::write_set::Swap;
 use super::{GitBackend, ObjectId, StorageError, SwapOutcome, from_gix, gix_error, to_gix};
+use crate::guard::{self, Guard};
 
 /// How long a ref update waits for a ref lock (or `packed-refs.lock`) held by
 /// another writer before giving up with [`StorageError::Locked`]. gix retries
@@ -130,6 +136,7 @@ impl GitBackend {
         let &Swap { name, new, expected } = swap;
         let ref_path = self.ref_path(full);
         let lock_path = lock_path_of(&ref_path);
+        let _guard = self.guard_ref(name, &lock_path)?;
         let dirs = self.ref_dirs(&ref_path);
         let edit = RefEdit {
             change: Change::Update {
@@ -185,6 +192,35 @@ impl GitBackend {
         }
         self.sync_ref(&ref_path, changes, &dirs)?;
         Ok(SwapOutcome::Swapped)
+    }
+
+    /// Take ref `name`'s guard, waiting a bounded time for a live dlog
+    /// holder; then remove its lock file if a dead one left it: the guard's
+    /// previous holder died holding it, or the file predates the boot. A
+    /// lock file with neither mark belongs to a live process outside dlog
+    /// (`git` itself) and is waited for by the update, as before.
+    fn guard_ref(&self, name: &str, lock_path: &Path) -> Result<Guard, StorageError> {
+        let path = self.common_dir.join("dlog/guards").join(format!("{name}.guard"));
+        let failed =
+            |what: &str, e: io::Error| StorageError::io(format!("cannot {what} {}", path.display()), e);
+        // Guards carry no durable state (a lost one is recreated empty), so
+        // their directories need no fsync.
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| failed("create the directory of", e))?;
+        }
+        let open =
+            || std::fs::File::options().read(true).write(true).create(true).truncate(false).open(&path);
+        let file = open().map_err(|e| failed("open", e))?;
+        let held = guard::acquire(file, LOCK_WAIT).map_err(|e| failed("lock", e))?.ok_or_else(|| {
+            StorageError::Busy {
+                name: name.to_owned(),
+                holder: guard::describe(open().ok().as_ref().and_then(guard::holder)),
+            }
+        })?;
+        if lock_path.exists() && (held.previous_holder_died().is_some() || guard::predates_boot(lock_path)) {
+            remove_if_present(lock_path)?;
+        }
+        Ok(held)
     }
 
     /// Directories between the ref file and `refs/` (exclusive), innermost
