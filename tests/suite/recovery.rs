@@ -110,3 +110,43 @@ fn a_ref_lock_that_no_dlog_process_left_is_never_broken_while_it_is_young() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!lock.exists());
 }
+
+#[test]
+fn doctor_names_every_lock_with_its_owner_and_what_else_a_crash_left() {
+    let repo = Repo::new();
+    assert!(append(&repo, "a").status.success());
+    kill_inside_a_ref_update(&repo, "team");
+    std::fs::write(repo.path.join("dlog/leases/team.json.lock"), "{").unwrap();
+    // A live process holds the lease's guard while its lock file exists.
+    let guard =
+        File::options().read(true).write(true).open(repo.path.join("dlog/leases/team.guard")).unwrap();
+    guard.lock().unwrap();
+    std::fs::write(repo.path.join("dlog/leases/team.guard"), format!("{}\n", std::process::id())).unwrap();
+    // An empty loose object (what a power loss left before objects were
+    // synced before their rename) and an unfinished pack's temporary file.
+    std::fs::create_dir_all(repo.path.join("objects/ab")).unwrap();
+    std::fs::write(repo.path.join("objects/ab").join("c".repeat(38)), "").unwrap();
+    std::fs::create_dir_all(repo.path.join("objects/pack")).unwrap();
+    std::fs::write(repo.path.join("objects/pack/tmp_pack_123"), "PACK").unwrap();
+
+    let out = repo.run(&["doctor"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{report}");
+    let line = |path: &str| {
+        report.lines().find(|l| l.starts_with(path)).unwrap_or_else(|| panic!("{path}: {report}"))
+    };
+    assert!(line("refs/dlog/spaces/team.lock").contains("died holding it (pid"), "{report}");
+    let live = line("dlog/leases/team.json.lock");
+    assert!(live.contains(&format!("running dlog process (pid {})", std::process::id())), "{live}");
+    assert!(line(&format!("objects/ab/{}", "c".repeat(38))).contains("the object file is empty"), "{report}");
+    assert!(line("objects/pack/tmp_pack_123").contains("temporary file"), "{report}");
+
+    let fixed = repo.run(&["doctor", "--fix"]);
+    assert_eq!(fixed.status.code(), Some(0), "{}", String::from_utf8_lossy(&fixed.stdout));
+    assert!(!repo.path.join("refs/dlog/spaces/team.lock").exists());
+    assert!(repo.path.join("dlog/leases/team.json.lock").exists(), "a live holder's lock is never touched");
+    assert!(!repo.path.join("objects/ab").join("c".repeat(38)).exists());
+    assert!(repo.path.join("objects/pack/tmp_pack_123").exists(), "younger than --older-than");
+    crate::git_cli::git(&repo.path, &["fsck", "--strict", "--no-dangling"]);
+    drop(guard);
+}

@@ -193,49 +193,74 @@ pub(crate) fn component(args: ComponentArgs) -> Result<u8, Error> {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-A writer killed at the wrong instant can leave refs/dlog/spaces/<space>.lock
-behind; appends to that space then fail with a storage error naming the lock.
-`dlog doctor` lists such files with their age; `--remove-stale-locks` deletes
-those older than --older-than. A lock that young may belong to a running writer
-and is never removed.")]
+No crash needs you: a lock file left by a dlog process that was killed, or by
+a power loss, is removed by the next write on its own, at once. A lock a live
+process holds is never touched. `dlog doctor` shows everything a crash can
+leave behind and who owns it:
+
+  lock files        refs/dlog/**.lock, packed-refs.lock, dlog/leases/*.json.lock,
+                    with their owner: a running dlog (pid), a dead one, a power
+                    loss, or no dlog process (git, or a dlog from before guards)
+  temporary files   tmp_pack_*, tmp_idx_*, tmp_obj_* of writes that never finished
+  bad objects       loose object files that are empty or not the object they name
+  half packs        a .pack without its .idx, or the reverse
+
+--fix removes what is safe to remove: locks of dead processes and power losses,
+bad objects, and locks of unknown owner, temporary files and half packs older
+than --older-than. Exit 0 when nothing left blocks appends or git fsck, else 5.
+
+Examples:
+  dlog doctor
+  dlog doctor --fix
+  dlog --json doctor")]
 pub(crate) struct DoctorArgs {
-    /// Remove lock files older than --older-than.
-    #[arg(long)]
-    remove_stale_locks: bool,
-    /// Only locks at least this old count as stale.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    /// Remove what is safe to remove (see below).
+    #[arg(long, alias = "remove-stale-locks")]
+    fix: bool,
+    /// How old a file of unknown owner (a lock no dlog process took, a
+    /// temporary file, half a pack) must be before --fix removes it.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     older_than: Duration,
 }
 
 pub(crate) fn doctor(context: &Context, args: DoctorArgs) -> Result<u8, Error> {
     let log = context.open()?;
     let git_dir = log.git_dir().ok_or_else(|| Error::Storage("the log is not in a git repository".into()))?;
-    let locks = crate::doctor::find_locks(git_dir)?;
-    let mut remaining = 0;
-    for lock in &locks {
-        let stale = lock.age >= args.older_than;
-        let removed = args.remove_stale_locks && stale;
+    let findings = crate::doctor::examine(git_dir)?;
+    let mut blocking = 0;
+    for finding in &findings {
+        let removable = finding.removable(args.older_than);
+        let removed = args.fix && removable;
         if removed {
-            crate::doctor::remove_lock(git_dir, lock)?;
-        } else {
-            remaining += 1;
+            crate::doctor::remove(git_dir, finding)?;
+        } else if finding.blocks() {
+            blocking += 1;
         }
-        let age = humantime::format_duration(Duration::from_secs(lock.age.as_secs()));
+        let path = finding.path().display().to_string();
         if context.json {
-            print(&json!({"lock": lock.path.display().to_string(), "age_s": lock.age.as_secs(), "stale": stale, "removed": removed}).to_string())?;
-        } else {
-            let verdict = match (removed, stale) {
-                (true, _) => "removed",
-                (false, true) => "stale: remove with --remove-stale-locks",
-                (false, false) => "recent: may be held by a running writer; left alone",
+            let (kind, owner, age) = match finding {
+                crate::doctor::Finding::Lock { owner, age, .. } => {
+                    ("lock", Some(format!("{owner:?}")), Some(age))
+                }
+                crate::doctor::Finding::Temp { age, .. } => ("temp", None, Some(age)),
+                crate::doctor::Finding::BadObject { .. } => ("bad-object", None, None),
+                crate::doctor::Finding::HalfPack { age, .. } => ("half-pack", None, Some(age)),
             };
-            print(&format!("{} (age {age}): {verdict}", lock.path.display()))?;
+            print(
+                &json!({"kind": kind, "path": path, "owner": owner, "age_s": age.map(Duration::as_secs),
+                    "explanation": finding.explain(), "blocks": finding.blocks(), "removable": removable,
+                    "removed": removed})
+                .to_string(),
+            )?;
+        } else {
+            let verdict = if removed { "removed".to_owned() } else { finding.explain() };
+            print(&format!("{path}: {verdict}"))?;
         }
     }
-    if locks.is_empty() && !context.json {
-        print("no lock files: nothing blocks appends")?;
+    if findings.is_empty() && !context.json {
+        print("nothing a crash left behind: no lock files, temporary files, bad objects or half packs")?;
     }
-    Ok(if remaining == 0 { exit::OK } else { exit::STORAGE })
+    Ok(if blocking == 0 { exit::OK } else { exit::STORAGE })
 }
 
 #[derive(Debug, Args)]

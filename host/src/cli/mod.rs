@@ -116,7 +116,7 @@ enum Command {
     Lease(lease::LeaseArgs),
     /// Hold spaces' leases and append the intents other processes forward.
     Serve(lease::ServeArgs),
-    /// Find lock files a killed writer left behind, and clear them if asked.
+    /// Show what a crash left behind (locks and their owners, temporary files, bad objects), and fix it if asked.
     Doctor(maintain::DoctorArgs),
     /// Pack loose objects and merge packs, so reads stay fast (safe while dlog runs).
     Gc(maintain::GcArgs),
