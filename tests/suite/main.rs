@@ -18,4 +18,5 @@ mod host_rules;
 mod parity;
 mod recovery;
 mod scenarios;
+mod serve_abuse;
 mod support;

@@ -7,11 +7,12 @@
 //! address. Nothing listens beyond this machine.
 
 mod coalesce;
+mod connection;
 
 use coalesce::Coalescer;
+use connection::Shared;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
@@ -26,7 +27,7 @@ use crate::error::Error;
 use crate::log::Log;
 use crate::route::Routing;
 use crate::types::Intent;
-use crate::wire::{self, Answer, Request};
+use crate::wire;
 
 /// Where `serve` reports what it does (grants, losses, stopping): one line
 /// each, without a timestamp. The CLI prints them on stderr with the time.
@@ -97,32 +98,6 @@ fn bind(log: &Log, listen: &Listen) -> Result<(Listener, String), Error> {
             let endpoint = format!("unix:{}", path.display());
             Ok((Listener::Unix(listener, path), endpoint))
         }
-    }
-}
-
-/// Answer one connection: one JSON line in, one JSON line out, until EOF.
-fn handle(log: &Log, coalescer: &Coalescer, stream: Box<dyn wire::ReadWrite>, holder: &str) {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-        let answer = match wire::parse_request(&line) {
-            Ok(Request::Append { space, batch, intents }) => {
-                Answer::from_result(coalescer.append(&space, intents, batch))
-            }
-            Ok(Request::Import { space, events }) => match log.space(&space).import_here(&events) {
-                Ok(report) => Answer::Imported(report),
-                Err(e) => Answer::failure(e),
-            },
-            Ok(Request::Ping) => Answer::Pong { holder: holder.to_owned() },
-            Err(e) => Answer::failure(e),
-        };
-        let stream = reader.get_mut();
-        let mut out = answer.to_line();
-        out.push('\n');
-        if stream.write_all(out.as_bytes()).and_then(|()| stream.flush()).is_err() {
-            return;
-        }
-        line.clear();
     }
 }
 
@@ -242,24 +217,45 @@ pub fn serve(log: &Log, config: ServeConfig, stop: Arc<AtomicBool>, say: Reporte
         Listener::Tcp(_) => None,
     };
     // Accepting blocks in its own thread (no polling latency on the append
-    // path); it ends with the process.
+    // path); it ends with the process. Each client gets a thread, and
+    // `connection` bounds what a client can hold: time, bytes, connections.
     let accept_say = say.clone();
-    let accept_log = log.clone();
+    let shared = Shared {
+        log: log.clone(),
+        coalescer,
+        holder: holder_for_accept,
+        buffered: Default::default(),
+        connections: Default::default(),
+    };
     std::thread::spawn(move || {
         loop {
             let stream: std::io::Result<Box<dyn wire::ReadWrite>> = match &listener {
-                Listener::Unix(l, _) => l.accept().map(|(s, _)| Box::new(s) as Box<dyn wire::ReadWrite>),
+                Listener::Unix(l, _) => l.accept().and_then(|(s, _)| {
+                    s.set_read_timeout(Some(connection::IDLE))?;
+                    s.set_write_timeout(Some(connection::IDLE))?;
+                    Ok(Box::new(s) as Box<dyn wire::ReadWrite>)
+                }),
                 Listener::Tcp(l) => l.accept().and_then(|(s, _)| {
                     s.set_nodelay(true)?;
+                    s.set_read_timeout(Some(connection::IDLE))?;
+                    s.set_write_timeout(Some(connection::IDLE))?;
                     Ok(Box::new(s) as Box<dyn wire::ReadWrite>)
                 }),
             };
             match stream {
-                Ok(stream) => {
-                    let (log, coalescer, holder) =
-                        (accept_log.clone(), coalescer.clone(), holder_for_accept.clone());
-                    std::thread::spawn(move || handle(&log, &coalescer, stream, &holder));
-                }
+                Ok(stream) => match connection::admit(&shared) {
+                    Some(counted) => {
+                        let shared = shared.clone();
+                        let spawned = std::thread::Builder::new().spawn(move || {
+                            connection::handle(&shared, stream);
+                            drop(counted);
+                        });
+                        if let Err(e) = spawned {
+                            accept_say(&format!("cannot start a thread for a client: {e}"));
+                        }
+                    }
+                    None => connection::refuse(stream),
+                },
                 Err(e) => accept_say(&format!("accept failed: {e}")),
             }
         }
