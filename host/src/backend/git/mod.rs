@@ -146,6 +146,7 @@ use self::refs::full_name;
 pub use self::repack::GcReport;
 use self::write_set::{FlushStats, PACK_THRESHOLD, Swap};
 use super::{Backend, ObjectId, ObjectKind, StorageError, SwapOutcome};
+use crate::durable::{Fs, RealFs};
 
 /// A git repository on disk as a [`Backend`].
 ///
@@ -183,6 +184,8 @@ pub struct GitBackend {
     last_flush: Mutex<FlushStats>,
     /// Objects at or above which a write set becomes a pack.
     pack_threshold: usize,
+    /// Every durable file operation goes through this (`crate::durable`).
+    fs: Arc<dyn Fs>,
 }
 
 impl fmt::Debug for GitBackend {
@@ -202,7 +205,14 @@ impl GitBackend {
     /// Only the repository's own configuration is read (no global or system
     /// config, no `GIT_*` environment variables).
     pub fn open(path: &Path) -> Result<GitBackend, StorageError> {
-        GitBackend::from_repo(open_repo(path)?)
+        GitBackend::open_with_fs(path, Arc::new(RealFs))
+    }
+
+    /// [`GitBackend::open`], its durable file operations going through
+    /// `fs` (the crash tests' recording disk).
+    #[doc(hidden)]
+    pub fn open_with_fs(path: &Path, fs: Arc<dyn Fs>) -> Result<GitBackend, StorageError> {
+        GitBackend::from_repo(open_repo(path)?, fs)
     }
 
     /// Create a bare repository at `path` (which may exist if it is empty)
@@ -252,7 +262,7 @@ impl GitBackend {
         &self.git_dir
     }
 
-    fn from_repo(repo: gix::Repository) -> Result<GitBackend, StorageError> {
+    fn from_repo(repo: gix::Repository, fs: Arc<dyn Fs>) -> Result<GitBackend, StorageError> {
         if repo.object_hash() != gix::hash::Kind::Sha1 {
             return Err(StorageError::io(
                 format!("cannot use git repository {}", repo.git_dir().display()),
@@ -283,6 +293,7 @@ impl GitBackend {
             durable_dirs: Mutex::new(HashSet::new()),
             last_flush: Mutex::new(FlushStats::default()),
             pack_threshold: PACK_THRESHOLD,
+            fs,
         })
     }
 
