@@ -40,10 +40,11 @@
 //!      their fan-out directories (`objects/xx/`) and, if one may be new,
 //!      `objects/` are fsynced. Single appends (3 objects) stay loose: a pack
 //!      each would leave thousands of tiny packs, which slow every read.
-//! 4. It prepares the gix ref transaction ([`refs`], no reflog): under the
-//!    ref's lock, gix checks the expected value and writes the new one into
-//!    `<ref>.lock`. The backend fsyncs that lock file, then commits (gix
-//!    renames the lock onto the ref).
+//! 4. It moves the ref by git's lock-file protocol ([`refs`], no reflog;
+//!    written here, not through gix's transaction, so that every step goes
+//!    through the backend's `Fs`): under the ref's guard it creates
+//!    `<ref>.lock` exclusively, checks the expected value under it, writes
+//!    the new one, fsyncs it and renames it onto the ref.
 //! 5. It fsyncs the ref's directory, and the parent of every directory that
 //!    was created for the ref (e.g. `refs/dlog/` for a new
 //!    `refs/dlog/spaces/`) or that this instance has not synced before.
@@ -121,6 +122,11 @@
 //!   objects;
 //! - [`odb`]: reading objects, and the object store's handles;
 //! - [`fs`]: fsyncs and temporary files.
+//!
+//! Every durable file operation (create, write, fsync, rename, remove,
+//! mkdir) goes through the backend's `Fs` (`crate::durable`): `RealFs` in
+//! production, a recording disk in the crash tests (`tests/suite/
+//! crash_consistency.rs`), which check every crash point of every write.
 
 mod buffer;
 mod fs;
