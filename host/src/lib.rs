@@ -37,6 +37,8 @@ pub mod clock;
 mod component_cache;
 mod convert;
 pub mod doctor;
+#[doc(hidden)]
+pub mod durable;
 mod error;
 pub mod guard;
 mod imports;

@@ -7,6 +7,7 @@ mod authority;
 mod checkpoints;
 mod cli;
 mod component;
+mod crash_consistency;
 mod crash_trials;
 mod git_backend;
 mod git_cli;

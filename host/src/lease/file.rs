@@ -6,8 +6,10 @@
 //! `<space>.json.lock` exclusively (only one process can), read and compare
 //! the current file, write the new lease into the lock file, fsync it, rename
 //! it over the lease file and fsync the directory. A crash leaves the old or
-//! the new lease. Files are reached through a cap-std directory handle, so
-//! nothing outside `dlog/leases/` can be touched.
+//! the new lease. Every file touched is directly in `dlog/leases/`, named
+//! after a space name `check_space` accepted (no `/`, no `..`), so nothing
+//! outside it can be. The durable steps go through the store's `Fs`
+//! (`crate::durable`), which the crash tests replace.
 //!
 //! **No stale lock needs a person.** Before it takes the lock file, a process
 //! takes the space's guard, `<space>.guard` (an OS advisory lock the kernel
@@ -22,14 +24,13 @@
 //! Leases are local coordination state, not history: they live outside
 //! `refs/`, so `git push`/`clone` of `refs/dlog/*` does not carry them.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use cap_std::ambient_authority;
-use cap_std::fs::{Dir, OpenOptions};
-
 use super::{Lease, LeaseCell, same_lease};
+use crate::durable::{DurableFile, Fs, RealFs};
 use crate::error::Error;
 use crate::guard::{self, Guard};
 
@@ -40,8 +41,11 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// Leases stored as files under `<git-dir>/dlog/leases/`.
 #[derive(Debug)]
 pub struct FileLeases {
-    dir: Dir,
+    /// `<git-dir>/dlog/leases/`; every file touched is directly in it,
+    /// named after a space that `check_space` accepted (no `/`, no `..`).
     path: PathBuf,
+    /// Every durable file operation goes through this (`crate::durable`).
+    fs: Arc<dyn Fs>,
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
@@ -52,26 +56,34 @@ impl FileLeases {
     /// The lease store of the repository whose git directory is `git_dir`
     /// (created on first use).
     pub fn open(git_dir: &Path) -> Result<FileLeases, Error> {
-        let path = git_dir.join("dlog").join("leases");
-        let repo =
-            Dir::open_ambient_dir(git_dir, ambient_authority()).map_err(|e| io("cannot open", git_dir, e))?;
+        FileLeases::open_with_fs(git_dir, Arc::new(RealFs))
+    }
+
+    /// [`FileLeases::open`], its durable file operations going through `fs`
+    /// (the crash tests' recording disk).
+    #[doc(hidden)]
+    pub fn open_with_fs(git_dir: &Path, fs: Arc<dyn Fs>) -> Result<FileLeases, Error> {
+        if !git_dir.is_dir() {
+            let e = std::fs::metadata(git_dir)
+                .err()
+                .unwrap_or_else(|| std::io::Error::new(ErrorKind::NotADirectory, "not a directory"));
+            return Err(io("cannot open", git_dir, e));
+        }
         // Each directory made here is durable before it is used: its parent
         // is fsynced after the mkdir, or a power loss could drop the entry
         // and, with it, every lease written below.
-        let mut parent = repo;
         let mut at = git_dir.to_path_buf();
         for component in ["dlog", "leases"] {
+            let parent = at.clone();
             at.push(component);
-            match parent.create_dir(component) {
-                Ok(()) => sync_dir(&parent, &at)?,
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            match fs.create_dir(&at) {
+                Ok(()) => fs.sync_dir(&parent).map_err(|e| io("cannot sync", &parent, e))?,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && at.is_dir() => {}
                 Err(e) => return Err(io("cannot create", &at, e)),
             }
-            parent = parent.open_dir(component).map_err(|e| io("cannot open", &at, e))?;
         }
-        Ok(FileLeases { dir: parent, path })
+        Ok(FileLeases { path: at, fs })
     }
-
     fn file(space: &str) -> String {
         format!("{space}.json")
     }
@@ -96,11 +108,10 @@ impl FileLeases {
     /// Take `space`'s guard (see `crate::guard`), waiting a bounded time
     /// for a live holder, whom the error then names.
     fn guard(&self, space: &str) -> Result<Guard, Error> {
-        let name = format!("{space}.guard");
-        let path = self.path.join(&name);
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true);
-        let open = || self.dir.open_with(&name, &options).map(|f| f.into_std());
+        let path = self.path.join(format!("{space}.guard"));
+        // Guards carry no durable state: plain std, not the seam.
+        let open =
+            || std::fs::File::options().read(true).write(true).create(true).truncate(false).open(&path);
         let file = open().map_err(|e| io("cannot open", &path, e))?;
         match guard::acquire(file, LOCK_WAIT).map_err(|e| io("cannot lock", &path, e))? {
             Some(held) => Ok(held),
@@ -115,43 +126,28 @@ impl FileLeases {
 
     /// Take the lock file of `space`. The caller holds the guard, so a lock
     /// file that exists was left by a process that died holding it.
-    fn lock(&self, space: &str) -> Result<(cap_std::fs::File, String), Error> {
-        let name = format!("{space}.json.lock");
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        match self.dir.open_with(&name, &options) {
-            Ok(file) => Ok((file, name)),
+    fn lock(&self, space: &str) -> Result<(Box<dyn DurableFile>, PathBuf), Error> {
+        let path = self.path.join(format!("{space}.json.lock"));
+        match self.fs.create_new(&path, 0o666) {
+            Ok(file) => Ok((file, path)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                self.dir
-                    .remove_file(&name)
-                    .map_err(|e| io("cannot remove stale", &self.path.join(&name), e))?;
-                let file = self
-                    .dir
-                    .open_with(&name, &options)
-                    .map_err(|e| io("cannot lock", &self.path.join(&name), e))?;
-                Ok((file, name))
+                self.fs.remove_file(&path).map_err(|e| io("cannot remove stale", &path, e))?;
+                let file = self.fs.create_new(&path, 0o666).map_err(|e| io("cannot lock", &path, e))?;
+                Ok((file, path))
             }
-            Err(e) => Err(io("cannot lock", &self.path.join(&name), e)),
+            Err(e) => Err(io("cannot lock", &path, e)),
         }
     }
-}
-
-fn sync_dir(dir: &Dir, path: &Path) -> Result<(), Error> {
-    let handle = dir.open(".").map_err(|e| io("cannot open", path, e))?;
-    handle.sync_all().map_err(|e| io("cannot sync", path, e))
 }
 
 impl LeaseCell for FileLeases {
     fn read(&self, space: &str) -> Result<Option<Lease>, Error> {
         super::check_space(space)?;
-        let name = Self::file(space);
-        let mut text = String::new();
-        match self.dir.open(&name) {
-            Ok(mut f) => {
-                f.read_to_string(&mut text).map_err(|e| io("cannot read", &self.path.join(&name), e))?
-            }
+        let path = self.path.join(Self::file(space));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io("cannot read", &self.path.join(&name), e)),
+            Err(e) => return Err(io("cannot read", &path, e)),
         };
         self.parse(space, &text).map(Some)
     }
@@ -159,7 +155,7 @@ impl LeaseCell for FileLeases {
     fn compare_and_swap(&self, space: &str, expected: Option<&Lease>, new: &Lease) -> Result<bool, Error> {
         super::check_space(space)?;
         let _guard = self.guard(space)?;
-        let (mut lock, lock_name) = self.lock(space)?;
+        let (mut lock, lock_path) = self.lock(space)?;
         let result = (|| {
             let current = self.read(space)?;
             let matches = match (&current, expected) {
@@ -170,19 +166,18 @@ impl LeaseCell for FileLeases {
             if !matches {
                 return Ok(false);
             }
-            let lock_path = self.path.join(&lock_name);
             lock.write_all(Self::encode(new)?.as_bytes()).map_err(|e| io("cannot write", &lock_path, e))?;
-            lock.sync_all().map_err(|e| io("cannot sync", &lock_path, e))?;
-            self.dir
-                .rename(&lock_name, &self.dir, Self::file(space))
+            lock.sync().map_err(|e| io("cannot sync", &lock_path, e))?;
+            self.fs
+                .rename(&lock_path, &self.path.join(Self::file(space)))
                 .map_err(|e| io("cannot replace", &lock_path, e))?;
             // The rename is durable once the directory is.
-            sync_dir(&self.dir, &self.path)?;
+            self.fs.sync_dir(&self.path).map_err(|e| io("cannot sync", &self.path, e))?;
             Ok(true)
         })();
         if !matches!(result, Ok(true)) {
             // Not renamed: the lock file is ours to remove.
-            let _ = self.dir.remove_file(&lock_name);
+            let _ = self.fs.remove_file(&lock_path);
         }
         result
     }

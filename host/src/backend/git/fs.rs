@@ -1,40 +1,39 @@
 //! Filesystem plumbing for durability. gix renames its files into place but
 //! never fsyncs them, so everything the backend promises to be durable goes
-//! through these.
+//! through these, and through the backend's [`Fs`] (`crate::durable`).
 
-use std::fs::File;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::StorageError;
 use super::write_set::FlushStats;
+use crate::durable::{Fs, RealFs};
 
 /// Remove a file; one already gone is fine.
-pub(super) fn remove_if_present(file: &Path) -> Result<(), StorageError> {
-    match std::fs::remove_file(file) {
+pub(super) fn remove_if_present(fs: &dyn Fs, file: &Path) -> Result<(), StorageError> {
+    match fs.remove_file(file) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StorageError::io(format!("cannot remove {}", file.display()), e)),
     }
 }
 
-pub(super) fn fsync_file(path: &Path) -> Result<(), StorageError> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| StorageError::io(format!("cannot fsync {}", path.display()), e))
+pub(super) fn fsync_file(fs: &dyn Fs, path: &Path) -> Result<(), StorageError> {
+    fs.sync_file(path).map_err(|e| StorageError::io(format!("cannot fsync {}", path.display()), e))
 }
 
-/// Fsync a file, or a directory (making the entries created in it durable);
-/// directories are skipped where they cannot be opened as files.
-pub(super) fn fsync_path(path: &Path) -> Result<(), StorageError> {
-    if cfg!(unix) || path.is_file() { fsync_file(path) } else { Ok(()) }
+/// Fsync a directory, making the entries created, renamed or removed in it
+/// durable.
+pub(super) fn fsync_dir(fs: &dyn Fs, path: &Path) -> Result<(), StorageError> {
+    fs.sync_dir(path).map_err(|e| StorageError::io(format!("cannot fsync {}", path.display()), e))
 }
 
-/// Fsync files and directories, in order.
-pub(super) fn fsync_all(paths: &[&Path]) -> Result<(), StorageError> {
-    paths.iter().try_for_each(|path| fsync_path(path))
+/// Fsync directories, in order.
+pub(super) fn fsync_dirs(fs: &dyn Fs, paths: &[&Path]) -> Result<(), StorageError> {
+    paths.iter().try_for_each(|path| fsync_dir(fs, path))
 }
 
 /// Fsync a newly created directory tree: every file and directory below and
@@ -51,10 +50,10 @@ pub(super) fn sync_new_tree(path: &Path) -> Result<(), StorageError> {
             if file_type.is_dir() {
                 walk(&path)?;
             } else if file_type.is_file() {
-                fsync_file(&path)?;
+                fsync_file(&RealFs, &path)?;
             }
         }
-        fsync_path(dir)
+        fsync_dir(&RealFs, dir)
     }
     walk(path)?;
     sync_new_tree_parent(path)
@@ -65,17 +64,24 @@ pub(super) fn sync_new_tree_parent(path: &Path) -> Result<(), StorageError> {
     let absolute =
         path.canonicalize().map_err(|e| StorageError::io(format!("cannot resolve {}", path.display()), e))?;
     match absolute.parent() {
-        Some(parent) => fsync_path(parent),
+        Some(parent) => fsync_dir(&RealFs, parent),
         None => Ok(()),
     }
 }
 
 /// Temporary files of a pack being written: removed when dropped, unless
 /// forgotten (once renamed into place).
-#[derive(Debug, Default)]
-pub(super) struct TempFiles(Vec<PathBuf>);
+#[derive(Debug)]
+pub(super) struct TempFiles {
+    fs: Arc<dyn Fs>,
+    paths: Vec<PathBuf>,
+}
 
 impl TempFiles {
+    pub(super) fn new(fs: &Arc<dyn Fs>) -> TempFiles {
+        TempFiles { fs: fs.clone(), paths: Vec::new() }
+    }
+
     /// Create a new file named `prefix…` in `dir` holding `bytes`, fsynced
     /// (read-only, as git makes pack files).
     pub(super) fn create(
@@ -86,40 +92,36 @@ impl TempFiles {
         stats: &mut FlushStats,
     ) -> Result<PathBuf, StorageError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o444);
         let (path, mut file) = loop {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
             let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
             let path = dir.join(format!("{prefix}{}_{unique}_{nanos:09}", std::process::id()));
-            match options.open(&path) {
+            match self.fs.create_new(&path, 0o444) {
                 Ok(file) => break (path, file),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(StorageError::io(format!("cannot create {}", path.display()), e)),
             }
         };
-        self.0.push(path.clone());
+        self.paths.push(path.clone());
         let failed = |e| StorageError::io(format!("cannot write {}", path.display()), e);
         file.write_all(bytes).map_err(failed)?;
         let syncing = Instant::now();
-        file.sync_all().map_err(|e| StorageError::io(format!("cannot fsync {}", path.display()), e))?;
+        file.sync().map_err(|e| StorageError::io(format!("cannot fsync {}", path.display()), e))?;
         stats.sync += syncing.elapsed();
         Ok(path)
     }
 
     pub(super) fn forget(&mut self) {
-        self.0.clear();
+        self.paths.clear();
     }
 }
 
 impl Drop for TempFiles {
     fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = std::fs::remove_file(path);
+        for path in &self.paths {
+            let _ = self.fs.remove_file(path);
         }
     }
 }

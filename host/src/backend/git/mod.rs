@@ -40,10 +40,11 @@
 //!      their fan-out directories (`objects/xx/`) and, if one may be new,
 //!      `objects/` are fsynced. Single appends (3 objects) stay loose: a pack
 //!      each would leave thousands of tiny packs, which slow every read.
-//! 4. It prepares the gix ref transaction ([`refs`], no reflog): under the
-//!    ref's lock, gix checks the expected value and writes the new one into
-//!    `<ref>.lock`. The backend fsyncs that lock file, then commits (gix
-//!    renames the lock onto the ref).
+//! 4. It moves the ref by git's lock-file protocol ([`refs`], no reflog;
+//!    written here, not through gix's transaction, so that every step goes
+//!    through the backend's `Fs`): under the ref's guard it creates
+//!    `<ref>.lock` exclusively, checks the expected value under it, writes
+//!    the new one, fsyncs it and renames it onto the ref.
 //! 5. It fsyncs the ref's directory, and the parent of every directory that
 //!    was created for the ref (e.g. `refs/dlog/` for a new
 //!    `refs/dlog/spaces/`) or that this instance has not synced before.
@@ -121,6 +122,11 @@
 //!   objects;
 //! - [`odb`]: reading objects, and the object store's handles;
 //! - [`fs`]: fsyncs and temporary files.
+//!
+//! Every durable file operation (create, write, fsync, rename, remove,
+//! mkdir) goes through the backend's `Fs` (`crate::durable`): `RealFs` in
+//! production, a recording disk in the crash tests (`tests/suite/
+//! crash_consistency.rs`), which check every crash point of every write.
 
 mod buffer;
 mod fs;
@@ -146,6 +152,7 @@ use self::refs::full_name;
 pub use self::repack::GcReport;
 use self::write_set::{FlushStats, PACK_THRESHOLD, Swap};
 use super::{Backend, ObjectId, ObjectKind, StorageError, SwapOutcome};
+use crate::durable::{Fs, RealFs};
 
 /// A git repository on disk as a [`Backend`].
 ///
@@ -183,6 +190,8 @@ pub struct GitBackend {
     last_flush: Mutex<FlushStats>,
     /// Objects at or above which a write set becomes a pack.
     pack_threshold: usize,
+    /// Every durable file operation goes through this (`crate::durable`).
+    fs: Arc<dyn Fs>,
 }
 
 impl fmt::Debug for GitBackend {
@@ -202,7 +211,14 @@ impl GitBackend {
     /// Only the repository's own configuration is read (no global or system
     /// config, no `GIT_*` environment variables).
     pub fn open(path: &Path) -> Result<GitBackend, StorageError> {
-        GitBackend::from_repo(open_repo(path)?)
+        GitBackend::open_with_fs(path, Arc::new(RealFs))
+    }
+
+    /// [`GitBackend::open`], its durable file operations going through
+    /// `fs` (the crash tests' recording disk).
+    #[doc(hidden)]
+    pub fn open_with_fs(path: &Path, fs: Arc<dyn Fs>) -> Result<GitBackend, StorageError> {
+        GitBackend::from_repo(open_repo(path)?, fs)
     }
 
     /// Create a bare repository at `path` (which may exist if it is empty)
@@ -252,7 +268,7 @@ impl GitBackend {
         &self.git_dir
     }
 
-    fn from_repo(repo: gix::Repository) -> Result<GitBackend, StorageError> {
+    fn from_repo(repo: gix::Repository, fs: Arc<dyn Fs>) -> Result<GitBackend, StorageError> {
         if repo.object_hash() != gix::hash::Kind::Sha1 {
             return Err(StorageError::io(
                 format!("cannot use git repository {}", repo.git_dir().display()),
@@ -283,6 +299,7 @@ impl GitBackend {
             durable_dirs: Mutex::new(HashSet::new()),
             last_flush: Mutex::new(FlushStats::default()),
             pack_threshold: PACK_THRESHOLD,
+            fs,
         })
     }
 

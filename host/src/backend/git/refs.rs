@@ -1,7 +1,10 @@
 //! Refs: read exactly as they are on disk now (see *Freshness* in [the
-//! backend's docs](super)), and moved by a gix transaction whose lock file
-//! the backend fsyncs before gix renames it onto the ref, then the
-//! directories the rename changed (steps 4 and 5).
+//! backend's docs](super)), and moved by git's lock-file protocol, written
+//! here rather than through gix's ref transaction so that every step goes
+//! through the backend's `Fs` (the crash tests see them): `<ref>.lock`
+//! created exclusively, the value checked under it, the new one written
+//! and fsynced, the lock renamed onto the ref, then the directories the
+//! rename changed fsynced (steps 4 and 5).
 //!
 //! Every update first takes the ref's guard (`dlog/guards/<ref>.guard`;
 //! `crate::guard`), so a `<ref>.lock` that a killed or powered-off dlog
@@ -10,20 +13,20 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gix::bstr::ByteSlice;
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::{FullName, Target};
 
-use super::fs::{fsync_all, fsync_file, remove_if_present};
+use super::fs::{fsync_dirs, fsync_file, remove_if_present};
 use super::write_set::Swap;
 use super::{GitBackend, ObjectId, StorageError, SwapOutcome, from_gix, gix_error, to_gix};
+use crate::durable::DurableFile;
 use crate::guard::{self, Guard};
 
 /// How long a ref update waits for a ref lock (or `packed-refs.lock`) held by
-/// another writer before giving up with [`StorageError::Locked`]. gix retries
-/// with a randomised quadratic backoff (1 ms, 4 ms, 9 ms, …) within this time.
+/// another writer before giving up with [`StorageError::Locked`], retrying
+/// with a quadratic backoff (1 ms, 4 ms, 9 ms, …) within this time.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 impl GitBackend {
@@ -124,9 +127,11 @@ impl GitBackend {
         Ok(Some(SwapOutcome::Mismatch(current.map(|id| from_gix(&id)))))
     }
 
-    /// Steps 4 and 5 of a swap whose write set is durable: move the ref
-    /// under its lock, its new value fsynced before the rename, then make the
-    /// rename durable.
+    /// Steps 4 and 5 of a swap whose write set is durable, by git's own
+    /// lock-file protocol (through the backend's [`Fs`](crate::durable::Fs),
+    /// which gix's ref transaction would bypass): create `<ref>.lock`
+    /// exclusively, check the value under it, write the new one into it,
+    /// fsync it, rename it onto the ref, then make the rename durable.
     pub(super) fn update_ref(
         &self,
         store: &gix::refs::file::Store,
@@ -138,60 +143,106 @@ impl GitBackend {
         let lock_path = lock_path_of(&ref_path);
         let _guard = self.guard_ref(name, &lock_path)?;
         let dirs = self.ref_dirs(&ref_path);
-        let edit = RefEdit {
-            change: Change::Update {
-                log: LogChange {
-                    mode: RefLog::AndReference,
-                    force_create_reflog: false,
-                    message: Default::default(),
-                },
-                expected: match expected {
-                    None => PreviousValue::MustNotExist,
-                    Some(id) => PreviousValue::MustExistAndMatch(Target::Object(to_gix(id))),
-                },
-                new: Target::Object(to_gix(new)),
-            },
-            name: full.clone(),
-            deref: false,
-        };
-        // Prepare: take the ref lock (waiting for another writer up to
-        // LOCK_WAIT), check the expectation under it and write the new value
-        // into the lock file. Nothing is visible to readers yet.
-        let wait = gix::lock::acquire::Fail::AfterDurationWithBackoff(LOCK_WAIT);
-        let transaction = match store.transaction().prepare(Some(edit), wait, wait) {
-            Ok(transaction) => transaction,
-            Err(err) => return self.failed_swap(store, full, expected, &ref_path, err),
-        };
-        // gix writes (and keeps) the lock file only when the value changes:
-        // not for `expected == new`, nor for a create of a ref that already
-        // holds `new` (told apart after the commit, below).
-        let changes = expected != Some(new);
-        if changes && lock_path.is_file() {
-            // The new value is durable before it becomes the ref (dropping
-            // the transaction on error rolls back: the lock goes away).
-            fsync_file(&lock_path)?;
-        }
-        let edits =
-            transaction.commit(None).map_err(|e| gix_error(format!("cannot update ref {name}"), e))?;
-
-        // gix lets `MustNotExist` pass when the ref already holds the new
-        // value (and then writes nothing). It records what it found under the
-        // lock, so that case is told apart exactly: the ref existed, so the
-        // create did not happen.
-        if expected.is_none() {
-            let found = edits.iter().find_map(|edit| match &edit.change {
-                Change::Update { expected: PreviousValue::MustExistAndMatch(target), .. } => {
-                    Some(target.clone())
+        let update_failed = |e: io::Error| StorageError::io(format!("cannot update ref {name}"), e);
+        for (dir, existed) in dirs.iter().rev() {
+            if !existed {
+                match self.fs.create_dir(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(update_failed(e)),
                 }
-                _ => None,
-            });
-            if let Some(target) = found {
-                let id = direct_target(full, target)?;
-                return Ok(SwapOutcome::Mismatch(Some(from_gix(&id))));
             }
         }
-        self.sync_ref(&ref_path, changes, &dirs)?;
-        Ok(SwapOutcome::Swapped)
+        let mut lock = match self.take_ref_lock(&lock_path) {
+            Ok(lock) => lock,
+            // A file where the ref needs a directory: another ref's name.
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return Ok(SwapOutcome::Mismatch(self.read_ref_now(store, full)?.map(|id| from_gix(&id))));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists || e.kind() == io::ErrorKind::TimedOut => {
+                return Err(StorageError::Locked {
+                    name: name.to_owned(),
+                    lock: self.blocking_lock(&ref_path).display().to_string(),
+                });
+            }
+            Err(e) => return Err(update_failed(e)),
+        };
+        let outcome = (|| {
+            let current = self.read_ref_now(store, full)?;
+            if current != expected.map(to_gix) {
+                return Ok(Some(SwapOutcome::Mismatch(current.map(|id| from_gix(&id)))));
+            }
+            if expected == Some(new) {
+                return Ok(None); // nothing to write; the value is made durable below
+            }
+            lock.write_all(format!("{new}\n").as_bytes()).map_err(update_failed)?;
+            // The new value is durable before it becomes the ref.
+            lock.sync().map_err(|e| StorageError::io(format!("cannot fsync {}", lock_path.display()), e))?;
+            match self.fs.rename(&lock_path, &ref_path) {
+                Ok(()) => Ok(Some(SwapOutcome::Swapped)),
+                // A directory where the ref would go: other refs below its name.
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty) =>
+                {
+                    Ok(Some(SwapOutcome::Mismatch(current.map(|id| from_gix(&id)))))
+                }
+                Err(e) => Err(update_failed(e)),
+            }
+        })();
+        drop(lock);
+        if !matches!(outcome, Ok(Some(SwapOutcome::Swapped))) {
+            // Not renamed: the lock file is ours to remove.
+            let _ = self.fs.remove_file(&lock_path);
+        }
+        match outcome? {
+            Some(SwapOutcome::Swapped) => {
+                self.sync_ref(&ref_path, true, &dirs)?;
+                Ok(SwapOutcome::Swapped)
+            }
+            Some(mismatch) => Ok(mismatch),
+            None => {
+                self.sync_ref(&ref_path, false, &dirs)?;
+                Ok(SwapOutcome::Swapped)
+            }
+        }
+    }
+
+    /// Create `<ref>.lock` exclusively, waiting for another writer's (or for
+    /// `packed-refs.lock`, so that `packed-refs` is not read mid-rewrite) up
+    /// to [`LOCK_WAIT`] with a quadratic backoff (1 ms, 4 ms, 9 ms, …);
+    /// `AlreadyExists` or `TimedOut` when the wait ran out.
+    fn take_ref_lock(&self, lock_path: &Path) -> io::Result<Box<dyn DurableFile>> {
+        let started = Instant::now();
+        let packed_lock = self.common_dir.join("packed-refs.lock");
+        let mut attempt: u64 = 0;
+        let mut backoff = || {
+            attempt += 1;
+            let left = LOCK_WAIT.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(attempt * attempt).min(left));
+            true
+        };
+        let lock = loop {
+            match self.fs.create_new(lock_path, 0o666) {
+                Ok(lock) => break lock,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if !backoff() {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        while packed_lock.exists() {
+            if !backoff() {
+                drop(lock);
+                let _ = self.fs.remove_file(lock_path);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "packed-refs.lock is held"));
+            }
+        }
+        Ok(lock)
     }
 
     /// Take ref `name`'s guard, waiting a bounded time for a live dlog
@@ -218,7 +269,7 @@ impl GitBackend {
             }
         })?;
         if lock_path.exists() && (held.previous_holder_died().is_some() || guard::predates_boot(lock_path)) {
-            remove_if_present(lock_path)?;
+            remove_if_present(&*self.fs, lock_path)?;
         }
         Ok(held)
     }
@@ -245,11 +296,13 @@ impl GitBackend {
     /// value now: the loose ref file, or `packed-refs`.
     fn sync_ref(&self, ref_path: &Path, changed: bool, dirs: &[(PathBuf, bool)]) -> Result<(), StorageError> {
         if !changed {
-            return if ref_path.is_file() {
-                fsync_all(&[ref_path, ref_path.parent().unwrap_or(ref_path)])
+            let (file, dir) = if ref_path.is_file() {
+                (ref_path, ref_path.parent().unwrap_or(ref_path))
             } else {
-                fsync_all(&[&self.packed_refs_path(), &self.common_dir])
+                (&*self.packed_refs_path(), &*self.common_dir)
             };
+            fsync_file(&*self.fs, file)?;
+            return fsync_dirs(&*self.fs, &[dir]);
         }
         let mut paths: Vec<PathBuf> = ref_path.parent().map(Path::to_owned).into_iter().collect();
         let mut newly_durable = Vec::new();
@@ -263,45 +316,9 @@ impl GitBackend {
             }
         }
         let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-        fsync_all(&paths)?;
+        fsync_dirs(&*self.fs, &paths)?;
         self.lock_durable_dirs().extend(newly_durable);
         Ok(())
-    }
-
-    /// Turn a failed `prepare` into the swap's outcome: a lost race is a
-    /// mismatch with the value seen, a busy lock is `Locked`.
-    fn failed_swap(
-        &self,
-        store: &gix::refs::file::Store,
-        full: &FullName,
-        expected: Option<&ObjectId>,
-        ref_path: &Path,
-        err: gix::Error,
-    ) -> Result<SwapOutcome, StorageError> {
-        use gix::refs::file::transaction::prepare::{MustNotExist, ReferenceOutOfDate};
-        let name = full.as_bstr().to_str_lossy();
-        // The value gix saw under the lock, when it reports one.
-        let seen = err
-            .downcast_any_ref::<ReferenceOutOfDate>()
-            .map(|e| e.actual.clone())
-            .or_else(|| err.downcast_any_ref::<MustNotExist>().map(|e| e.actual.clone()));
-        if let Some(actual) = seen {
-            let id = direct_target(full, actual)?;
-            return Ok(SwapOutcome::Mismatch(Some(from_gix(&id))));
-        }
-        if err.is_conflict() || (expected.is_some() && err.is_not_found()) {
-            // A conflict without a reported value, or an expected ref that
-            // does not exist: report what is there now.
-            let actual = self.read_ref_now(store, full)?;
-            return Ok(SwapOutcome::Mismatch(actual.map(|id| from_gix(&id))));
-        }
-        if is_lock_busy(&err) {
-            return Err(StorageError::Locked {
-                name: name.into_owned(),
-                lock: self.blocking_lock(ref_path).display().to_string(),
-            });
-        }
-        Err(gix_error(format!("cannot update ref {name}"), err))
     }
 
     /// Which lock file blocks an update of `ref_path`: its own `.lock`, or
@@ -351,13 +368,6 @@ fn lock_path_of(path: &Path) -> PathBuf {
     let mut lock = path.as_os_str().to_owned();
     lock.push(".lock");
     PathBuf::from(lock)
-}
-
-/// A lock held by someone else: gix reports the `AlreadyExists` of its
-/// failed lock-file creation, classified as retryable.
-fn is_lock_busy(err: &gix::Error) -> bool {
-    err.iter_errors()
-        .any(|e| e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::AlreadyExists))
 }
 
 /// A ref name this backend accepts: a full name under `refs/` that git

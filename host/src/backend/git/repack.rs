@@ -37,7 +37,7 @@ use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::fs::{fsync_path, remove_if_present};
+use super::fs::{fsync_dir, remove_if_present};
 use super::pack::PackObject;
 use super::write_set::FlushStats;
 use super::{Backend as _, GitBackend, StorageError, from_gix};
@@ -290,10 +290,10 @@ impl GitBackend {
         self.packs_written.store(false, Ordering::Relaxed);
         for pack in chosen.iter().filter(|p| p.index != merged) {
             for file in pack.files() {
-                remove_if_present(&file)?;
+                remove_if_present(&*self.fs, &file)?;
             }
         }
-        fsync_path(&pack_dir)?;
+        fsync_dir(&*self.fs, &pack_dir)?;
         self.refresh_store()?;
         Ok(chosen.len())
     }
@@ -320,7 +320,7 @@ impl GitBackend {
             }
             self.write_pack(&objects, &mut FlushStats::default())?;
             for file in files {
-                remove_if_present(file)?;
+                remove_if_present(&*self.fs, file)?;
             }
             packed += objects.len();
         }

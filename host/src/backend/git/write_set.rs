@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 use gix::objs::FindHeader as _;
 
 use super::buffer::IdMap;
-use super::fs::{TempFiles, fsync_all, fsync_path};
+use super::fs::{TempFiles, fsync_dir, fsync_dirs};
 use super::pack::{PackObject, encode_loose, encode_pack};
 use super::{GitBackend, ObjectId, StorageError, gix_error, to_gix};
 
@@ -229,10 +228,10 @@ impl GitBackend {
         unsynced: &mut Unsynced,
         stats: &mut FlushStats,
     ) -> Result<(), StorageError> {
-        let mut temps = TempFiles::default();
+        let mut temps = TempFiles::new(&self.fs);
         for object in objects {
             let (fan_out, path) = self.loose_path(&object.id);
-            let created = match std::fs::create_dir(&fan_out) {
+            let created = match self.fs.create_dir(&fan_out) {
                 Ok(()) => true,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
                 Err(e) => return Err(StorageError::io(format!("cannot create {}", fan_out.display()), e)),
@@ -243,7 +242,8 @@ impl GitBackend {
             let temp = temps.create(&fan_out, "tmp_obj_", &encoded, stats)?;
             // Over a file of the same name: the same object, or one torn by
             // an older writer that renamed before syncing.
-            std::fs::rename(&temp, &path)
+            self.fs
+                .rename(&temp, &path)
                 .map_err(|e| StorageError::io(format!("cannot rename {} into place", path.display()), e))?;
             let new_fan_out = created || !self.lock_durable_dirs().contains(&fan_out);
             unsynced.record_dir(fan_out, new_fan_out);
@@ -258,7 +258,7 @@ impl GitBackend {
     fn sync_loose(&self, unsynced: &Unsynced, pack_dir: bool) -> Result<(), StorageError> {
         let mut pack_dir = pack_dir;
         for file in &unsynced.files {
-            match File::open(file).and_then(|f| f.sync_all()) {
+            match self.fs.sync_file(file) {
                 Ok(()) => {}
                 // Packed and removed meanwhile (by a merge or `dlog gc` in
                 // another process, or `git gc`): then a pack holds it.
@@ -274,7 +274,7 @@ impl GitBackend {
             paths.push(&self.objects_dir);
         }
         paths.extend(pack_dir.as_deref());
-        fsync_all(&paths)?;
+        fsync_dirs(&*self.fs, &paths)?;
         if !unsynced.new_fan_outs.is_empty() {
             self.lock_durable_dirs().extend(unsynced.new_fan_outs.iter().cloned());
         }
@@ -297,7 +297,7 @@ impl GitBackend {
 
         let write_started = Instant::now();
         let synced_before = stats.sync;
-        let created_dir = match std::fs::create_dir(&pack_dir) {
+        let created_dir = match self.fs.create_dir(&pack_dir) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(failed(&format!("creating {}", pack_dir.display()), e)),
@@ -305,21 +305,20 @@ impl GitBackend {
         let name = format!("pack-{}", ObjectId(encoded.checksum));
         let (pack_path, index_path) =
             (pack_dir.join(format!("{name}.pack")), pack_dir.join(format!("{name}.idx")));
-        let mut temps = TempFiles::default();
+        let mut temps = TempFiles::new(&self.fs);
         let pack_temp = temps.create(&pack_dir, "tmp_pack_", &encoded.pack, stats)?;
         let index_temp = temps.create(&pack_dir, "tmp_idx_", &encoded.index, stats)?;
         // The index last: git and gix ignore a pack until its index exists.
-        std::fs::rename(&pack_temp, &pack_path).map_err(|e| failed(&format!("renaming it to {name}"), e))?;
-        std::fs::rename(&index_temp, &index_path)
-            .map_err(|e| failed(&format!("renaming it to {name}"), e))?;
+        self.fs.rename(&pack_temp, &pack_path).map_err(|e| failed(&format!("renaming it to {name}"), e))?;
+        self.fs.rename(&index_temp, &index_path).map_err(|e| failed(&format!("renaming it to {name}"), e))?;
         temps.forget();
         let renamed = Instant::now();
         stats.write += (renamed - write_started).saturating_sub(stats.sync - synced_before);
 
         let pack_dir_entry_durable = !created_dir && self.lock_durable_dirs().contains(&pack_dir);
-        fsync_path(&pack_dir)?;
+        fsync_dir(&*self.fs, &pack_dir)?;
         if !pack_dir_entry_durable {
-            fsync_path(&self.objects_dir)?;
+            fsync_dir(&*self.fs, &self.objects_dir)?;
             self.lock_durable_dirs().insert(pack_dir);
         }
         stats.sync += renamed.elapsed();
@@ -358,6 +357,8 @@ impl GitBackend {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+
     use super::*;
     use crate::backend::git::repack;
     use crate::backend::{Backend as _, ObjectKind};
