@@ -100,7 +100,7 @@ pub fn parse_strict(text: &str, max_bytes: usize) -> Result<Value, JsonError> {
 
 /// True for the 66 Unicode noncharacters: U+FDD0..=U+FDEF and the last two
 /// code points of every plane.
-fn is_noncharacter(code_point: u32) -> bool {
+pub(crate) fn is_noncharacter(code_point: u32) -> bool {
     (0xFDD0..=0xFDEF).contains(&code_point) || code_point & 0xFFFE == 0xFFFE
 }
 

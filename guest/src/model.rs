@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::canonical::{to_canonical_string, write_canonical, write_string};
 use crate::error::Error;
-use crate::json::parse_strict;
+use crate::json::{is_noncharacter, parse_strict};
 
 /// The `v` field of every event this guest writes.
 pub const FORMAT_VERSION: u64 = 1;
@@ -76,7 +76,8 @@ pub fn validate_id(id: &str, what: &str) -> Result<(), String> {
 }
 
 /// Check an actor (it becomes the git author name): 1–64 characters, no
-/// control characters, no `<` or `>`, no surrounding whitespace.
+/// control characters, no `<` or `>`, no Unicode noncharacters, no
+/// surrounding whitespace.
 pub fn validate_actor(actor: &str, what: &str) -> Result<(), String> {
     let chars = actor.chars().count();
     if chars == 0 {
@@ -88,6 +89,14 @@ pub fn validate_actor(actor: &str, what: &str) -> Result<(), String> {
     if let Some(c) = actor.chars().find(|c| c.is_control() || matches!(c, '<' | '>')) {
         return Err(format!(
             "{what} {actor:?} contains {c:?}; control characters, '<' and '>' are not allowed"
+        ));
+    }
+    // The actor is stored in the event's JSON, which is read back as strict
+    // I-JSON: a noncharacter accepted here would make the event unreadable.
+    if let Some(c) = actor.chars().find(|&c| is_noncharacter(u32::from(c))) {
+        return Err(format!(
+            "{what} {actor:?} contains the Unicode noncharacter U+{:04X}, which I-JSON does not allow",
+            u32::from(c)
         ));
     }
     if actor.trim() != actor {
@@ -597,6 +606,35 @@ mod tests {
         let big = format!(r#"{{"key":"k","choice":"{}","rationale":"r"}}"#, "c".repeat(MAX_BODY_BYTES));
         let err = Intent::validate("i", "alice", "decide", &big, None).unwrap_err().to_string();
         assert!(err.contains("65536"), "{err}");
+    }
+
+    #[test]
+    fn an_actor_with_a_unicode_noncharacter_is_refused_so_that_its_event_stays_readable() {
+        // Found by the intent_validation fuzz target: the actor was accepted,
+        // and the event it was stamped into was refused by `Event::parse`.
+        for actor in ["\u{ffff}alice", "al\u{fdd0}ice", "alice\u{10fffe}"] {
+            let err = Intent::validate("i-8", actor, "decide", decide_body(), None).unwrap_err().to_string();
+            assert!(err.contains("noncharacter"), "{actor:?}: {err}");
+        }
+        let err = Intent::validate("i", "alice", "authority", r#"{"holder":"h\uffff","epoch":1}"#, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("noncharacter"), "{err}");
+        // Their neighbours are ordinary characters.
+        let intent =
+            Intent::validate("i", "\u{fffd}\u{fdcf}\u{1fffd}", "decide", decide_body(), None).unwrap();
+        let event = Event {
+            space: "s".into(),
+            seq: 1,
+            epoch: 1,
+            id: intent.id.clone(),
+            actor: intent.actor.clone(),
+            at_ms: 0,
+            kind: intent.kind,
+            body: intent.body.clone(),
+            body_json: intent.body_json.clone(),
+        };
+        assert_eq!(Event::parse(&event.canonical()), Ok(event));
     }
 
     #[test]

@@ -16,6 +16,11 @@ use crate::build::COMPONENT;
 /// out: any host dependency moves it; CI's rebuild covers the guest's.)
 const INPUTS: &[&str] = &["guest", "host/wit", "rust-toolchain.toml"];
 
+/// Folders inside the inputs that the component is never built from: the
+/// guest's native integration tests and their data (the JSONTestSuite
+/// files), which change without changing a byte of the component.
+const NOT_INPUTS: &[&str] = &["guest/tests"];
+
 /// The manifest beside a component file.
 pub fn path_of(component: &Path) -> PathBuf {
     let mut name = component.as_os_str().to_owned();
@@ -77,11 +82,14 @@ fn input_files(root: &Path) -> Result<Vec<String>, String> {
 
 fn collect(root: &Path, path: &Path, files: &mut Vec<String>) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let relative = path.strip_prefix(root).map_err(|_| format!("{} is outside the root", path.display()))?;
+    let relative: Vec<_> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let relative = relative.join("/");
     if meta.is_file() {
-        let relative =
-            path.strip_prefix(root).map_err(|_| format!("{} is outside the root", path.display()))?;
-        let parts: Vec<_> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-        files.push(parts.join("/"));
+        files.push(relative);
+        return Ok(());
+    }
+    if NOT_INPUTS.contains(&relative.as_str()) {
         return Ok(());
     }
     let entries = std::fs::read_dir(path).map_err(|e| format!("cannot list {}: {e}", path.display()))?;
@@ -164,6 +172,15 @@ mod tests {
             stale_entries(&dir.0).unwrap(),
             ["guest/src/lib.rs (changed)", "host/wit/world.wit (gone)", "guest/src/new.rs (new)"]
         );
+    }
+
+    #[test]
+    fn the_guests_integration_tests_are_not_inputs() {
+        let dir = scratch();
+        std::fs::create_dir_all(dir.0.join("guest/tests/data")).unwrap();
+        std::fs::write(dir.0.join("guest/tests/suite.rs"), "\n").unwrap();
+        std::fs::write(dir.0.join("guest/tests/data/y_case.json"), "[]").unwrap();
+        assert_eq!(stale_entries(&dir.0).unwrap(), Vec::<String>::new());
     }
 
     #[test]
