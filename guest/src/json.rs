@@ -38,7 +38,7 @@ pub const MAX_DEPTH: usize = 64;
 
 /// The largest integer magnitude that an IEEE double holds exactly together
 /// with all its neighbours: 2^53 − 1 (RFC 7493 §2.2).
-const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+pub(crate) const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// Why [`parse_strict`] refused a document, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use crate::error::{Error, Head};
 use crate::fold::{State, Undo};
 use crate::gitobj::{self, EncodedEvent};
 use crate::host::{Host, ObjectKind, Swap};
+use crate::json;
 use crate::model::{self, Body, Event, Intent};
 
 /// Events stamped but not yet committed. They are already applied to the
@@ -162,13 +163,23 @@ impl<H: Host> Ctx<H> {
             if d.undo.is_empty() {
                 d.base = replica.head();
             }
+            let at_ms = self.host.now_ms().max(state.at_ms);
+            // A stored event is strict I-JSON, whose integers stop at
+            // 2^53 - 1: an event stamped past that could never be read back,
+            // so a host that gives such a clock or epoch is refused first.
+            if at_ms > json::MAX_SAFE_INTEGER || epoch > json::MAX_SAFE_INTEGER {
+                return Err(Error::Storage(format!(
+                    "the host's clock ({at_ms} ms) or lease epoch ({epoch}) is beyond 2^53 - 1, \
+                     which an event cannot store; nothing was written"
+                )));
+            }
             let event = Event {
                 space: space.to_owned(),
                 seq: state.seq + 1,
                 epoch,
                 id: intent.id.clone(),
                 actor: intent.actor.clone(),
-                at_ms: self.host.now_ms().max(state.at_ms),
+                at_ms,
                 kind: intent.kind,
                 body: intent.body.clone(),
                 body_json: intent.body_json.clone(),

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::error::Error;
+use crate::host::Lease;
 use crate::log::fake::START_MS;
 
 #[test]
@@ -120,4 +121,25 @@ fn event_times_never_go_backwards_when_the_clock_does() {
     host.set_now(START_MS - 5_000);
     let second = log.append(SPACE, &decide("d2", "ui", "web")).expect("d2");
     assert_eq!(second.stored.event.at_ms, START_MS);
+}
+
+#[test]
+fn a_host_clock_or_epoch_beyond_what_an_event_can_store_is_refused_and_nothing_is_written() {
+    let host = store();
+    let mut log = open(&host, 0);
+    log.append(SPACE, &decide("d1", "db", "postgres")).expect("d1");
+    let head = space_head(&host);
+    let forever = |epoch| Lease { holder: "alice".into(), epoch, expires_at_ms: u64::MAX, endpoint: None };
+    host.set_lease(SPACE, Some(forever(1)));
+    host.set_now(1 << 53);
+    match log.append(SPACE, &decide("d2", "ui", "web")) {
+        Err(Error::Storage(m)) => assert!(m.contains("beyond 2^53 - 1"), "{m}"),
+        other => panic!("a clock past 2^53 - 1 was taken: {other:?}"),
+    }
+    assert_eq!(space_head(&host), head, "nothing was written");
+    host.set_now(START_MS + 1);
+    host.set_lease(SPACE, Some(forever(1 << 53)));
+    assert!(matches!(log.append(SPACE, &decide("d2", "ui", "web")), Err(Error::Storage(_))));
+    assert_eq!(space_head(&host), head);
+    assert_eq!(log.events(SPACE, 1, 10).expect("events").len(), 1, "the log still reads back");
 }
