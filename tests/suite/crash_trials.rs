@@ -125,7 +125,8 @@ fn export_of(events: usize, dir: &Path) -> std::path::PathBuf {
         .collect();
     let file = dir.join("intents.jsonl");
     std::fs::write(&file, intents).unwrap();
-    assert!(dlog(&source).args(["append", "team", "--intent"]).arg(&file).status().unwrap().success());
+    let made = dlog(&source).args(["append", "team", "--intent"]).arg(&file).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let export = dlog(&source).args(["export", "team"]).output().unwrap();
     let path = dir.join("export.jsonl");
     std::fs::write(&path, export.stdout).unwrap();
