@@ -36,9 +36,9 @@
 //!      without its index, while an index without its pack would be an
 //!      error); then `objects/pack/` is fsynced, and `objects/` if `pack/`
 //!      may be new;
-//!    - fewer: loose objects, written through gix; then the object files,
-//!      their fan-out directories (`objects/xx/`) and, if one may be new,
-//!      `objects/` are fsynced. Single appends (3 objects) stay loose: a pack
+//!    - fewer: loose objects, each written as git does (a `tmp_obj_*` file,
+//!      fsynced, renamed into place); then their fan-out directories
+//!      (`objects/xx/`) and, if one may be new, `objects/` are fsynced. Single appends (3 objects) stay loose: a pack
 //!      each would leave thousands of tiny packs, which slow every read.
 //! 4. It moves the ref by git's lock-file protocol ([`refs`], no reflog;
 //!    written here, not through gix's transaction, so that every step goes
@@ -69,10 +69,11 @@
 //! once old), or a `.pack` without its index (ignored by git and gix, as git
 //! itself leaves it in the same case; `git count-objects -v` lists it), or a
 //! complete, valid pack that nothing refers to yet (`git gc` drops its
-//! objects as unreachable). A loose object torn by a
-//! crash (gix renames it before anyone syncs it) is not reachable; it is
-//! replaced when the object is written again loose, and shadowed (git and
-//! gix look in packs first) when it is written again into a pack.
+//! objects as unreachable). No loose object is ever torn: each is synced
+//! before its rename. One torn by an older dlog (which renamed first) is
+//! replaced when the object is written again loose, shadowed (git and gix
+//! look in packs first) when it is written again into a pack, and listed by
+//! `dlog doctor`, whose `--fix` removes it.
 //!
 //! # Lost races
 //!

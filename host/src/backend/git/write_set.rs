@@ -79,7 +79,7 @@ pub(crate) struct FlushStats {
     pub(crate) encode: Duration,
     /// Building the index (sort, fan-out, checksum).
     pub(crate) index: Duration,
-    /// Creating, writing and renaming files (loose: gix's writes).
+    /// Creating, writing and renaming files (without their fsyncs).
     pub(crate) write: Duration,
     /// The fsyncs of files and directories.
     pub(crate) sync: Duration,
@@ -215,7 +215,6 @@ impl GitBackend {
         Ok(())
     }
 
-    /// Write `objects` as loose objects through gix, recording what to sync.
     /// Write loose objects as git does: each to a temporary file in its
     /// fan-out directory, fsynced, then renamed into place, so that a power
     /// loss leaves no object file or a whole one, never an empty or torn one
