@@ -19,7 +19,7 @@ shift || true
 cd "$(dirname "$0")"
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(json_intake intent_validation import_lines git_objects)
+    targets=(json_intake intent_validation import_lines git_objects wire_request)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
