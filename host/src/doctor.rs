@@ -190,8 +190,10 @@ fn owner(dir: &Dir, git_dir: &Path, lock: &Path, guard_path: Option<PathBuf>) ->
     };
     match guard::probe(&file).map_err(|e| storage("cannot probe", &guard_path, e))? {
         GuardState::Held(pid) => Ok(Owner::Live(pid)),
-        // A free guard that still names a pid: its holder died holding it.
-        GuardState::Free => Ok(guard::holder(&file).map_or(Owner::Unknown, |pid| Owner::Dead(Some(pid)))),
+        // A free guard whose record names this very lock file: its holder
+        // died holding it.
+        GuardState::Free(left) if left.owns(&git_dir.join(lock)) => Ok(Owner::Dead(left.pid)),
+        GuardState::Free(_) => Ok(Owner::Unknown),
     }
 }
 
@@ -318,10 +320,68 @@ pub fn examine(git_dir: &Path) -> Result<Vec<Finding>, Error> {
     Ok(found)
 }
 
-/// Remove the file of one finding (as returned by [`examine`]).
-pub fn remove(git_dir: &Path, finding: &Finding) -> Result<(), Error> {
+/// The guard of a lock file dlog takes, relative to the git directory.
+fn guard_of(lock: &Path) -> Option<PathBuf> {
+    let text = lock.to_str()?;
+    if let Some(space) = text.strip_prefix("dlog/leases/").and_then(|n| n.strip_suffix(".json.lock")) {
+        return Some(PathBuf::from(format!("dlog/leases/{space}.guard")));
+    }
+    let reference = text.strip_suffix(".lock").filter(|r| r.starts_with("refs/"))?;
+    Some(PathBuf::from(format!("dlog/guards/{reference}.guard")))
+}
+
+/// Remove the file of one finding (as returned by [`examine`]), if it is
+/// still what was found. A lock is re-examined while holding its guard, so
+/// a writer that took the guard meanwhile (and perhaps made a new lock file
+/// at the same path) is never undone.
+pub fn remove(git_dir: &Path, finding: &Finding, older_than: Duration) -> Result<(), Error> {
+    let dir = open(git_dir)?;
     let path = finding.path();
-    open(git_dir)?.remove_file(path).map_err(|e| storage("cannot remove", path, e))
+    let _held = match (finding, guard_of(path)) {
+        (Finding::Lock { .. }, Some(guard_path)) => {
+            let file = dir
+                .open_with(&guard_path, cap_std::fs::OpenOptions::new().read(true).write(true))
+                .map_err(|e| storage("cannot open", &guard_path, e))?
+                .into_std();
+            match guard::acquire(file, Duration::ZERO).map_err(|e| storage("cannot lock", &guard_path, e))? {
+                Some(held) => {
+                    let again = Finding::Lock {
+                        path: path.to_path_buf(),
+                        age: age(&dir, path)?,
+                        owner: match owner_under(&held, git_dir, path) {
+                            Some(owner) => owner,
+                            None => return Ok(()), // gone meanwhile
+                        },
+                    };
+                    if !again.removable(older_than) {
+                        return Ok(());
+                    }
+                    Some(held)
+                }
+                None => return Ok(()), // a live writer holds it now
+            }
+        }
+        _ => None,
+    };
+    match dir.remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(storage("cannot remove", path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// A lock's owner as seen by the holder of its guard; none when the lock is gone.
+fn owner_under(held: &guard::Guard, git_dir: &Path, lock: &Path) -> Option<Owner> {
+    let full = git_dir.join(lock);
+    if !full.exists() {
+        return None;
+    }
+    Some(if guard::predates_boot(&full) {
+        Owner::BeforeBoot
+    } else if held.previous_holder().owns(&full) {
+        Owner::Dead(held.previous_holder().pid)
+    } else {
+        Owner::Unknown
+    })
 }
 
 #[cfg(test)]

@@ -27,15 +27,62 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug)]
 pub(crate) struct Guard {
     file: File,
-    /// The pid left in the guard by a previous holder that died holding it.
-    died: Option<u32>,
+    /// What a previous holder that died holding the guard left in it.
+    died: Record,
+}
+
+/// What a guard file says: the holder's pid and, once it has created the
+/// lock file it guards, that file's inode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The holder's pid.
+    pub pid: Option<u32>,
+    /// The inode of the lock file the holder created, while it exists.
+    pub lock_inode: Option<u64>,
+}
+
+impl Record {
+    fn parse(text: &str) -> Record {
+        let mut words = text.split_whitespace();
+        Record {
+            pid: words.next().and_then(|w| w.parse().ok()),
+            lock_inode: words.next().and_then(|w| w.parse().ok()),
+        }
+    }
+
+    /// Whether the lock file at `lock` is the one this record's holder
+    /// created: only then was it left by that holder. A lock file another
+    /// process made after it (git itself) has another inode.
+    pub fn owns(&self, lock: &std::path::Path) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        match (self.lock_inode, std::fs::symlink_metadata(lock)) {
+            (Some(inode), Ok(meta)) => meta.ino() == inode,
+            _ => false,
+        }
+    }
 }
 
 impl Guard {
-    /// The previous holder died holding this guard (its pid): whatever lock
-    /// file it guards and still exists is that holder's, left behind.
-    pub(crate) fn previous_holder_died(&self) -> Option<u32> {
+    /// What the previous holder left if it died holding this guard.
+    pub(crate) fn previous_holder(&self) -> Record {
         self.died
+    }
+
+    /// Record that this holder has created the lock file at `lock`: from
+    /// now until [`Guard::lock_gone`], a lock file with that inode is ours.
+    pub(crate) fn lock_taken(&self, lock: &std::path::Path) {
+        use std::os::unix::fs::MetadataExt as _;
+        if let Ok(meta) = std::fs::symlink_metadata(lock) {
+            let record = format!("{} {}\n", std::process::id(), meta.ino());
+            let _ = self.file.set_len(0).and_then(|()| self.file.write_all_at(record.as_bytes(), 0));
+        }
+    }
+
+    /// Record that the lock file is renamed into place or removed, at once:
+    /// a lock file at that path from now on belongs to someone else.
+    pub(crate) fn lock_gone(&self) {
+        let record = format!("{}\n", std::process::id());
+        let _ = self.file.set_len(0).and_then(|()| self.file.write_all_at(record.as_bytes(), 0));
     }
 }
 
@@ -49,8 +96,9 @@ impl Drop for Guard {
 /// What a look at a guard found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GuardState {
-    /// Nobody holds it: any lock file it guards was left by a dead process.
-    Free,
+    /// Nobody holds it; what its last holder left in it (read while the
+    /// probe held it, so no new holder's record).
+    Free(Record),
     /// A live process holds it (its pid, if it wrote one).
     Held(Option<u32>),
 }
@@ -69,7 +117,7 @@ pub(crate) fn acquire(file: File, wait: Duration) -> std::io::Result<Option<Guar
             Err(TryLockError::Error(e)) => return Err(e),
         }
     }
-    let died = holder(&file);
+    let died = record(&file);
     let pid = format!("{}\n", std::process::id());
     // Failing to record the pid costs only a message or a recovery, never
     // correctness: no reason to give up a lock we hold.
@@ -82,8 +130,9 @@ pub(crate) fn acquire(file: File, wait: Duration) -> std::io::Result<Option<Guar
 pub fn probe(file: &File) -> std::io::Result<GuardState> {
     match file.try_lock() {
         Ok(()) => {
+            let left = record(file);
             file.unlock()?;
-            Ok(GuardState::Free)
+            Ok(GuardState::Free(left))
         }
         Err(TryLockError::WouldBlock) => Ok(GuardState::Held(holder(file))),
         Err(TryLockError::Error(e)) => Err(e),
@@ -92,11 +141,17 @@ pub fn probe(file: &File) -> std::io::Result<GuardState> {
 
 /// The pid the holder of the guard in `file` wrote, if any.
 pub fn holder(file: &File) -> Option<u32> {
+    record(file).pid
+}
+
+/// What the guard in `file` records.
+pub fn record(file: &File) -> Record {
     let mut text = String::new();
     let mut reader = file;
-    reader.rewind().ok()?;
-    reader.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    if reader.rewind().and_then(|()| reader.read_to_string(&mut text)).is_err() {
+        return Record::default();
+    }
+    Record::parse(&text)
 }
 
 /// When the machine booted (Linux: `btime` in `/proc/stat`): a lock file
@@ -132,13 +187,32 @@ mod tests {
     fn a_guard_is_exclusive_while_held_and_free_and_empty_once_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let held = acquire(guard_file(dir.path()), Duration::ZERO).unwrap().expect("free at first");
-        assert_eq!(held.previous_holder_died(), None);
+        assert_eq!(held.previous_holder(), Record::default());
         assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Held(Some(std::process::id())));
         assert!(acquire(guard_file(dir.path()), Duration::from_millis(20)).unwrap().is_none());
         drop(held);
-        assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Free);
+        assert!(matches!(probe(&guard_file(dir.path())).unwrap(), GuardState::Free(_)));
         let again = acquire(guard_file(dir.path()), Duration::ZERO).unwrap().expect("free again");
-        assert_eq!(again.previous_holder_died(), None, "a holder that let go normally left no pid");
+        assert_eq!(again.previous_holder().pid, None, "a holder that let go normally left no pid");
+    }
+
+    #[test]
+    fn a_dead_holders_record_owns_only_the_lock_file_it_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("x.lock");
+        let held = acquire(guard_file(dir.path()), Duration::ZERO).unwrap().unwrap();
+        std::fs::write(&lock, "ours").unwrap();
+        held.lock_taken(&lock);
+        // Die holding it: the record is left as it is (no Drop runs).
+        std::mem::forget(held);
+        let left = record(&guard_file(dir.path()));
+        assert_eq!(left.pid, Some(std::process::id()));
+        assert!(left.owns(&lock), "the lock file it created");
+        // Another process's lock file at the same path has another inode.
+        let moved = dir.path().join("moved");
+        std::fs::rename(&lock, &moved).unwrap();
+        std::fs::write(&lock, "git's").unwrap();
+        assert!(!left.owns(&lock), "a lock made after it is not its own");
     }
 
     #[test]
@@ -170,19 +244,18 @@ mod tests {
             .spawn()
             .expect("sh");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while probe(&guard_file(dir.path())).unwrap() == GuardState::Free {
+        while matches!(probe(&guard_file(dir.path())).unwrap(), GuardState::Free(_)) {
             assert!(Instant::now() < deadline, "the child never took the guard");
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(probe(&guard_file(dir.path())).unwrap(), GuardState::Held(Some(4242)));
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(
-            probe(&guard_file(dir.path())).unwrap(),
-            GuardState::Free,
+        assert!(
+            matches!(probe(&guard_file(dir.path())).unwrap(), GuardState::Free(_)),
             "the kernel let go with the process"
         );
         let next = acquire(guard_file(dir.path()), Duration::ZERO).unwrap().expect("free");
-        assert_eq!(next.previous_holder_died(), Some(4242), "the dead holder's pid tells it died holding");
+        assert_eq!(next.previous_holder().pid, Some(4242), "the dead holder's pid tells it died holding");
     }
 }

@@ -49,20 +49,26 @@ fn a_lease_guard_held_by_a_live_process_is_never_broken_and_is_named_in_the_erro
 
 /// A dlog process killed inside a ref update, as the kernel leaves it: the
 /// ref's lock file written, and the ref's guard recording a pid that no
-/// longer holds it. (A shell takes the guard and the lock the way
+/// longer holds it and the inode of the lock file it created. (A shell takes the guard and the lock the way
 /// `update_ref` does, then is killed with SIGKILL.)
 fn kill_inside_a_ref_update(repo: &Repo, space: &str) -> std::path::PathBuf {
     let guard = repo.path.join(format!("dlog/guards/refs/dlog/spaces/{space}.guard"));
     std::fs::create_dir_all(guard.parent().unwrap()).unwrap();
     let lock = repo.path.join(format!("refs/dlog/spaces/{space}.lock"));
     let mut child = std::process::Command::new("sh")
-        .args(["-c", "exec 9<>\"$0\"; flock 9; echo $$ >&9; printf 'half' > \"$1\"; exec sleep 60"])
+        .args([
+            "-c",
+            "exec 9<>\"$0\"; flock 9; echo $$ >&9; printf 'half' > \"$1\"; \
+             printf '%s %s\\n' $$ \"$(stat -c %i \"$1\")\" > \"$0\"; exec sleep 60",
+        ])
         .arg(&guard)
         .arg(&lock)
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !lock.exists() {
+    // Until the guard records the lock file's inode, as `update_ref` does
+    // right after creating it.
+    while std::fs::read_to_string(&guard).unwrap_or_default().split_whitespace().count() < 2 {
         assert!(std::time::Instant::now() < deadline, "the writer never took the lock");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }

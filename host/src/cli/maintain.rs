@@ -232,7 +232,7 @@ pub(crate) fn doctor(context: &Context, args: DoctorArgs) -> Result<u8, Error> {
         let removable = finding.removable(args.older_than);
         let removed = args.fix && removable;
         if removed {
-            crate::doctor::remove(git_dir, finding)?;
+            crate::doctor::remove(git_dir, finding, args.older_than)?;
         } else if finding.blocks() {
             blocking += 1;
         }

@@ -154,8 +154,10 @@ impl LeaseCell for FileLeases {
 
     fn compare_and_swap(&self, space: &str, expected: Option<&Lease>, new: &Lease) -> Result<bool, Error> {
         super::check_space(space)?;
-        let _guard = self.guard(space)?;
+        let guard = self.guard(space)?;
         let (mut lock, lock_path) = self.lock(space)?;
+        // So that `dlog doctor` can tell this very file from any other.
+        guard.lock_taken(&lock_path);
         let result = (|| {
             let current = self.read(space)?;
             let matches = match (&current, expected) {
@@ -171,6 +173,7 @@ impl LeaseCell for FileLeases {
             self.fs
                 .rename(&lock_path, &self.path.join(Self::file(space)))
                 .map_err(|e| io("cannot replace", &lock_path, e))?;
+            guard.lock_gone();
             // The rename is durable once the directory is.
             self.fs.sync_dir(&self.path).map_err(|e| io("cannot sync", &self.path, e))?;
             Ok(true)
@@ -178,6 +181,7 @@ impl LeaseCell for FileLeases {
         if !matches!(result, Ok(true)) {
             // Not renamed: the lock file is ours to remove.
             let _ = self.fs.remove_file(&lock_path);
+            guard.lock_gone();
         }
         result
     }

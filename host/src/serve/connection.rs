@@ -92,8 +92,14 @@ enum LineError {
     Refused(Error),
 }
 
-/// Read one line (without its newline) into `line`, within the limits.
-fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>, budget: &AtomicUsize) -> Result<(), LineError> {
+/// Read one line (without its newline) into `line`, within the limits. The
+/// bytes stay reserved until the returned reservation drops: the caller
+/// holds it while the request is answered.
+fn read_line<'a>(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    budget: &'a AtomicUsize,
+) -> Result<Reserved<'a>, LineError> {
     let mut reserved = Reserved { budget, bytes: 0 };
     loop {
         let chunk = match reader.fill_buf() {
@@ -120,7 +126,7 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>, budget: &AtomicUsize
         line.extend_from_slice(&chunk[..take]);
         reader.consume(take + usize::from(done));
         if done {
-            return Ok(());
+            return Ok(reserved);
         }
     }
 }
@@ -145,9 +151,13 @@ pub(super) fn handle(shared: &Shared, stream: Box<dyn wire::ReadWrite>) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
+        // A large request's buffer is not kept for the rest of the connection.
+        if line.capacity() > 1 << 20 {
+            line = Vec::new();
+        }
         line.clear();
-        let answer = match read_line(&mut reader, &mut line, &shared.buffered) {
-            Ok(()) => answer(shared, &line),
+        let (answer, _reserved) = match read_line(&mut reader, &mut line, &shared.buffered) {
+            Ok(reserved) => (answer(shared, &line), reserved),
             Err(LineError::Gone) => return,
             Err(LineError::Refused(e)) => {
                 // What is left of the line is never read: answer and close.

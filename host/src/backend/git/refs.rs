@@ -141,7 +141,7 @@ impl GitBackend {
         let &Swap { name, new, expected } = swap;
         let ref_path = self.ref_path(full);
         let lock_path = lock_path_of(&ref_path);
-        let _guard = self.guard_ref(name, &lock_path)?;
+        let guard = self.guard_ref(name, &lock_path)?;
         let dirs = self.ref_dirs(&ref_path);
         let update_failed = |e: io::Error| StorageError::io(format!("cannot update ref {name}"), e);
         for (dir, existed) in dirs.iter().rev() {
@@ -167,6 +167,7 @@ impl GitBackend {
             }
             Err(e) => return Err(update_failed(e)),
         };
+        guard.lock_taken(&lock_path);
         let outcome = (|| {
             let current = self.read_ref_now(store, full)?;
             if current != expected.map(to_gix) {
@@ -179,7 +180,10 @@ impl GitBackend {
             // The new value is durable before it becomes the ref.
             lock.sync().map_err(|e| StorageError::io(format!("cannot fsync {}", lock_path.display()), e))?;
             match self.fs.rename(&lock_path, &ref_path) {
-                Ok(()) => Ok(Some(SwapOutcome::Swapped)),
+                Ok(()) => {
+                    guard.lock_gone();
+                    Ok(Some(SwapOutcome::Swapped))
+                }
                 // A directory where the ref would go: other refs below its name.
                 Err(e)
                     if matches!(e.kind(), io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty) =>
@@ -193,6 +197,7 @@ impl GitBackend {
         if !matches!(outcome, Ok(Some(SwapOutcome::Swapped))) {
             // Not renamed: the lock file is ours to remove.
             let _ = self.fs.remove_file(&lock_path);
+            guard.lock_gone();
         }
         match outcome? {
             Some(SwapOutcome::Swapped) => {
@@ -247,7 +252,8 @@ impl GitBackend {
 
     /// Take ref `name`'s guard, waiting a bounded time for a live dlog
     /// holder; then remove its lock file if a dead one left it: the guard's
-    /// previous holder died holding it, or the file predates the boot. A
+    /// previous holder died holding it after creating that very file, or the
+    /// file predates the boot. A
     /// lock file with neither mark belongs to a live process outside dlog
     /// (`git` itself) and is waited for by the update, as before.
     fn guard_ref(&self, name: &str, lock_path: &Path) -> Result<Guard, StorageError> {
@@ -268,7 +274,9 @@ impl GitBackend {
                 holder: guard::describe(open().ok().as_ref().and_then(guard::holder)),
             }
         })?;
-        if lock_path.exists() && (held.previous_holder_died().is_some() || guard::predates_boot(lock_path)) {
+        // Only the very lock file a dead holder created is its own: one
+        // another process made since (git itself) has another inode.
+        if lock_path.exists() && (held.previous_holder().owns(lock_path) || guard::predates_boot(lock_path)) {
             remove_if_present(&*self.fs, lock_path)?;
         }
         Ok(held)
