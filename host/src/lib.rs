@@ -44,6 +44,7 @@ pub mod guard;
 mod imports;
 pub mod lease;
 mod log;
+mod query;
 mod route;
 pub mod runtime;
 pub mod serve;
@@ -52,6 +53,7 @@ pub mod wire;
 
 pub use error::Error;
 pub use log::{Log, Options, Space};
+pub use query::Shown;
 pub use route::Routing;
 pub use runtime::COMPONENT;
 pub use types::{Appended, CheckpointInfo, Event, Head, ImportReport, Intent, Lease, Position, VerifyReport};

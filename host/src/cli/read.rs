@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::output::{body, event_line, print, time};
+use super::output::{event_line, print, time};
 use super::{Context, exit};
 use crate::{Error, Position};
 
@@ -214,38 +214,17 @@ pub(crate) struct ShowArgs {
 
 pub(crate) fn show(context: &Context, args: ShowArgs) -> Result<u8, Error> {
     let log = context.open()?;
-    let space = log.space(&args.space);
-    let state: Value =
-        serde_json::from_str(&space.fold()?).map_err(|e| Error::Guest(format!("fold output: {e}")))?;
-    let mut history = Vec::new();
-    let mut next = 1;
-    loop {
-        let page = space.events(next, 1000)?;
-        for e in &page {
-            if body(e)["key"].as_str() == Some(args.key.as_str()) {
-                history.push(e.clone());
-            }
-        }
-        match page.last() {
-            Some(last) => next = last.seq + 1,
-            None => break,
-        }
-    }
-    if history.is_empty() {
-        return Err(Error::NotFound(format!(
-            "key {:?} was never decided in space {:?}",
-            args.key, args.space
-        )));
-    }
-    let current = &state["decisions"][&args.key];
-    let retracted = &state["retracted"][&args.key];
+    let shown = log.space(&args.space).show(&args.key)?;
     if context.json {
         let events: Vec<Value> =
-            history.iter().map(|e| serde_json::from_str(&e.canonical).unwrap_or(Value::Null)).collect();
-        let v = json!({"space": args.space, "key": args.key, "decision": current, "retracted": retracted, "history": events});
+            shown.history.iter().map(|e| serde_json::from_str(&e.canonical).unwrap_or(Value::Null)).collect();
+        let v = json!({"space": shown.space, "key": shown.key, "decision": shown.decision, "retracted": shown.retracted, "history": events});
         print(&v.to_string())?;
         return Ok(exit::OK);
     }
+    let current = shown.decision.unwrap_or(Value::Null);
+    let retracted = shown.retracted.unwrap_or(Value::Null);
+    let history = shown.history;
     let mut out = Vec::new();
     if current.is_object() {
         out.push(format!("{} / {} = {}", args.space, args.key, current["choice"].as_str().unwrap_or("")));

@@ -1,0 +1,61 @@
+//! Reading one decision: the decision in force (or withdrawn), with every
+//! event that touched its key. Shared by `dlog show`, the HTTP API and MCP,
+//! so all three answer the same question the same way.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Error, Event, Space};
+
+/// One key of a space: what is in force, what was withdrawn, and its history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Shown {
+    /// The space.
+    pub space: String,
+    /// The decision key.
+    pub key: String,
+    /// The decision in force, as the fold shows it; none when there is none.
+    pub decision: Option<Value>,
+    /// The withdrawn decision, as the fold shows it; none unless the key's
+    /// latest event withdrew it.
+    pub retracted: Option<Value>,
+    /// Every event about the key, oldest first.
+    pub history: Vec<Event>,
+}
+
+impl Space {
+    /// One decision with why, why not and its history.
+    /// [`Error::NotFound`] when the key was never written in this space.
+    pub fn show(&self, key: &str) -> Result<Shown, Error> {
+        const PAGE: u32 = 1000;
+        let state: Value =
+            serde_json::from_str(&self.fold()?).map_err(|e| Error::Guest(format!("fold output: {e}")))?;
+        let mut history = Vec::new();
+        let mut next = 1;
+        loop {
+            let page = self.events(next, PAGE)?;
+            for e in &page {
+                let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
+                if body["key"].as_str() == Some(key) {
+                    history.push(e.clone());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => next = last.seq + 1,
+                _ => break,
+            }
+        }
+        if history.is_empty() {
+            return Err(Error::NotFound(format!("key {key:?} was never decided in space {:?}", self.name())));
+        }
+        let pick = |section: &str| state[section].get(key).cloned();
+        Ok(Shown {
+            space: self.name().to_owned(),
+            key: key.to_owned(),
+            decision: pick("decisions"),
+            retracted: pick("retracted"),
+            history,
+        })
+    }
+}
