@@ -24,11 +24,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::fold::{Authority, Counts, Decision, Retraction, State};
+use crate::fold::{Authority, Closing, Counts, Decision, Proposal, Retraction, State};
 use crate::gitobj::{self, is_object_id, to_hex};
 use crate::host::ObjectKind;
 use crate::json::parse_strict;
 use crate::model::Rejected;
+use crate::record::{DETAIL_FIELDS, Details};
 
 /// Where a space's checkpoints live.
 pub fn checkpoint_ref(space: &str) -> String {
@@ -241,30 +242,60 @@ fn object<'a>(v: &'a Value, key: &str) -> Result<&'a serde_json::Map<String, Val
     field(v, key)?.as_object().ok_or_else(|| format!("state field {key:?} is not an object"))
 }
 
+fn optional_number(v: &Value, key: &str) -> Result<u64, String> {
+    match v.get(key) {
+        None => Ok(0),
+        Some(_) => number(v, key),
+    }
+}
+
+fn rejected_options(v: &Value) -> Result<Vec<Rejected>, String> {
+    field(v, "rejected")?
+        .as_array()
+        .ok_or("rejected is not an array")?
+        .iter()
+        .map(|r| Ok(Rejected { option: text(r, "option")?, why: text(r, "why")? }))
+        .collect()
+}
+
+/// The v2 details among a record's fields.
+fn details(v: &Value) -> Details {
+    DETAIL_FIELDS.iter().filter_map(|name| v.get(*name).map(|d| ((*name).to_owned(), d.clone()))).collect()
+}
+
+fn closing(v: Option<&Value>) -> Result<Option<Closing>, String> {
+    let Some(c) = v else { return Ok(None) };
+    Ok(Some(Closing {
+        id: text(c, "id")?,
+        actor: text(c, "actor")?,
+        seq: number(c, "seq")?,
+        at_ms: number(c, "at_ms")?,
+        rationale: c.get("rationale").map(|_| text(c, "rationale")).transpose()?,
+    }))
+}
+
 /// A stored state back into a [`State`] (its `epoch` and `at_ms`, which the
 /// state JSON does not carry, are filled in by the caller from the event).
+/// Whatever it holds, it must re-serialize to the very same bytes, so a
+/// state with anything this reader does not know is refused, not misread.
 pub fn parse_state(bytes: &[u8]) -> Result<State, String> {
     let json = std::str::from_utf8(bytes).map_err(|_| "state is not UTF-8")?;
     let v = parse_strict(json, MAX_STATE_BYTES).map_err(|e| format!("state is not valid JSON: {e}"))?;
     let mut decisions = BTreeMap::new();
     for (key, d) in object(&v, "decisions")? {
-        let rejected = field(d, "rejected")?
-            .as_array()
-            .ok_or("rejected is not an array")?
-            .iter()
-            .map(|r| Ok(Rejected { option: text(r, "option")?, why: text(r, "why")? }))
-            .collect::<Result<_, String>>()?;
         decisions.insert(
             key.clone(),
             Decision {
                 choice: text(d, "choice")?,
                 rationale: text(d, "rationale")?,
-                rejected,
+                rejected: rejected_options(d)?,
                 id: text(d, "id")?,
                 actor: text(d, "actor")?,
                 seq: number(d, "seq")?,
                 at_ms: number(d, "at_ms")?,
                 revision: number(d, "revision")?,
+                details: details(d),
+                accepted: closing(d.get("accepted"))?,
             },
         );
     }
@@ -281,8 +312,31 @@ pub fn parse_state(bytes: &[u8]) -> Result<State, String> {
                 seq: number(r, "seq")?,
                 at_ms: number(r, "at_ms")?,
                 revision: number(r, "revision")?,
+                status: r.get("status").map(|_| text(r, "status")).transpose()?,
             },
         );
+    }
+    let mut proposals: BTreeMap<String, BTreeMap<String, Proposal>> = BTreeMap::new();
+    if v.get("proposals").is_some() {
+        for (key, by_id) in object(&v, "proposals")? {
+            let by_id = by_id.as_object().ok_or("proposals of a key are not an object")?;
+            for (id, p) in by_id {
+                let proposal = Proposal {
+                    choice: text(p, "choice")?,
+                    rationale: text(p, "rationale")?,
+                    rejected: rejected_options(p)?,
+                    supersedes: p.get("supersedes").map(|_| text(p, "supersedes")).transpose()?,
+                    details: details(p),
+                    status: text(p, "status")?,
+                    id: text(p, "id")?,
+                    actor: text(p, "actor")?,
+                    seq: number(p, "seq")?,
+                    at_ms: number(p, "at_ms")?,
+                    rejection: closing(p.get("rejection"))?,
+                };
+                proposals.entry(key.clone()).or_default().insert(id.clone(), proposal);
+            }
+        }
     }
     let authority = match field(&v, "authority")? {
         Value::Null => None,
@@ -303,10 +357,14 @@ pub fn parse_state(bytes: &[u8]) -> Result<State, String> {
         authority,
         decisions,
         retracted,
+        proposals,
         counts: Counts {
             decide: number(counts, "decide")?,
             retract: number(counts, "retract")?,
             authority: number(counts, "authority")?,
+            propose: optional_number(counts, "propose")?,
+            accept: optional_number(counts, "accept")?,
+            reject: optional_number(counts, "reject")?,
         },
     };
     if state.canonical().as_bytes() != bytes {
@@ -351,6 +409,47 @@ mod tests {
         assert_eq!(back.canonical().into_bytes(), bytes);
         assert_eq!(back.decisions, state.decisions);
         assert!(parse_state(b"{}").is_err());
+    }
+
+    #[test]
+    fn a_state_with_every_v2_part_round_trips_and_one_with_an_unknown_field_is_refused() {
+        let mut state = State::new("s");
+        for (seq, (id, kind, body)) in [
+            ("d1", "decide", r#"{"key":"db","choice":"pg","rationale":"r","title":"Use PG","tags":["db"],"meta":{"b":[1,2],"a":null}}"#),
+            ("p1", "propose", r#"{"key":"db","choice":"mysql","rationale":"r","supersedes":"d1","status":"draft","deciders":["x"]}"#),
+            ("p2", "propose", r#"{"key":"ui","choice":"web","rationale":"r","links":[{"url":"https://e.x/a"}]}"#),
+            ("r1", "reject", r#"{"key":"ui","proposal":"p2","rationale":"no"}"#),
+            ("a1", "accept", r#"{"key":"db","proposal":"p1","rationale":"ok"}"#),
+            ("x1", "retract", r#"{"key":"db","rationale":"old","status":"deprecated"}"#),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let i = Intent::validate(id, "a", kind, body, None).unwrap();
+            let e = Event {
+                space: "s".into(),
+                seq: seq as u64 + 1,
+                epoch: 1,
+                id: i.id,
+                actor: i.actor,
+                at_ms: 10,
+                kind: i.kind,
+                body: i.body,
+                body_json: i.body_json,
+            };
+            state.apply(&e, &"c".repeat(40)).unwrap();
+        }
+        let bytes = state.canonical().into_bytes();
+        let back = parse_state(&bytes).unwrap();
+        assert_eq!(back.canonical().into_bytes(), bytes);
+        assert_eq!(
+            (back.retracted.clone(), back.proposals.clone()),
+            (state.retracted.clone(), state.proposals.clone())
+        );
+        // A newer fold's field this reader does not know is not dropped:
+        // the state is refused, and the reader replays the log instead.
+        let text = String::from_utf8(bytes).unwrap().replacen("\"choice\"", "\"zz\":1,\"choice\"", 1);
+        assert!(parse_state(text.as_bytes()).unwrap_err().contains("canonical"));
     }
 
     #[test]

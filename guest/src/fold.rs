@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 
 use crate::canonical::{to_canonical_string, write_string};
 use crate::error::Error;
-use crate::model::{Body, Event, Rejected};
+use crate::model::{Body, Event, Record, Rejected};
+use crate::record::Details;
 
 /// The decision in force for a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +33,53 @@ pub struct Decision {
     pub at_ms: u64,
     /// How many times the key has been decided, this one included.
     pub revision: u64,
+    /// The v2 details it was decided with (title, context, tags, …).
+    pub details: Details,
+    /// For a decision that was proposed first: the `accept` that put it in
+    /// force (`id`, `actor`, `seq` and `at_ms` above are the proposal's).
+    pub accepted: Option<Closing>,
+}
+
+/// The event that closed a proposal (an `accept` or a `reject`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Closing {
+    /// Its event id.
+    pub id: String,
+    /// Who closed it.
+    pub actor: String,
+    /// Its seq.
+    pub seq: u64,
+    /// Its time.
+    pub at_ms: u64,
+    /// Why, if said (a `reject` always says).
+    pub rationale: Option<String>,
+}
+
+/// A proposal for a key: not in force; open until accepted or rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// What is proposed.
+    pub choice: String,
+    /// Why.
+    pub rationale: String,
+    /// What it would not choose, and why not.
+    pub rejected: Vec<Rejected>,
+    /// The decision it would replace.
+    pub supersedes: Option<String>,
+    /// Its v2 details.
+    pub details: Details,
+    /// `proposed`, `draft`, a team's own label, or `rejected` once declined.
+    pub status: String,
+    /// The `propose` event's id.
+    pub id: String,
+    /// Who proposed it.
+    pub actor: String,
+    /// The `propose` event's seq.
+    pub seq: u64,
+    /// Its time.
+    pub at_ms: u64,
+    /// The `reject` that declined it.
+    pub rejection: Option<Closing>,
 }
 
 /// A withdrawn decision.
@@ -53,6 +101,8 @@ pub struct Retraction {
     pub at_ms: u64,
     /// The revision of the withdrawn decision.
     pub revision: u64,
+    /// How it was withdrawn (e.g. `deprecated`); none: plainly retracted.
+    pub status: Option<String>,
 }
 
 /// The current holder as recorded in the log.
@@ -77,6 +127,12 @@ pub struct Counts {
     pub retract: u64,
     /// `authority` events.
     pub authority: u64,
+    /// `propose` events.
+    pub propose: u64,
+    /// `accept` events.
+    pub accept: u64,
+    /// `reject` events.
+    pub reject: u64,
 }
 
 /// What one [`State::apply_undoable`] changed, so that a draft whose commit
@@ -84,8 +140,9 @@ pub struct Counts {
 /// the whole state up front (which made every append O(state)).
 #[derive(Debug)]
 pub struct Undo {
-    /// The key the event touched, with its decision and retraction before.
-    entry: Option<(String, Option<Decision>, Option<Retraction>)>,
+    /// The key the event touched, with its decision, retraction and
+    /// proposals before.
+    entry: Option<(String, Option<Decision>, Option<Retraction>, Option<BTreeMap<String, Proposal>>)>,
     authority: Option<Authority>,
     seq: u64,
     head: Option<String>,
@@ -113,6 +170,8 @@ pub struct State {
     pub decisions: BTreeMap<String, Decision>,
     /// Withdrawn decisions, by key (until decided again).
     pub retracted: BTreeMap<String, Retraction>,
+    /// Proposals not accepted (open, or declined), by key, then by id.
+    pub proposals: BTreeMap<String, BTreeMap<String, Proposal>>,
     /// Events by kind.
     pub counts: Counts,
 }
@@ -129,18 +188,59 @@ impl State {
             authority: None,
             decisions: BTreeMap::new(),
             retracted: BTreeMap::new(),
+            proposals: BTreeMap::new(),
             counts: Counts::default(),
         }
     }
 
+    /// The proposal `id` for `key`, if it is open (neither accepted nor
+    /// declined); otherwise an error saying which.
+    fn open_proposal(&self, key: &str, id: &str) -> Result<&Proposal, Error> {
+        match self.proposals.get(key).and_then(|p| p.get(id)) {
+            Some(p) => match &p.rejection {
+                None => Ok(p),
+                Some(r) => Err(Error::invalid(format!(
+                    "proposal {id:?} for key {key:?} was rejected at seq {}; propose it again to reopen it",
+                    r.seq
+                ))),
+            },
+            None => Err(Error::NotFound(match self.decisions.get(key) {
+                Some(d) if d.id == id => {
+                    format!("proposal {id:?} for key {key:?} is already accepted and in force")
+                }
+                _ => format!("key {key:?} has no open proposal {id:?}"),
+            })),
+        }
+    }
+
     /// Check that `body` may be applied now: `supersedes` must name the
-    /// decision in force, and a retraction needs one in force.
+    /// decision in force, a retraction needs one in force, and an accept or
+    /// a reject needs the proposal open.
     pub fn check(&self, body: &Body) -> Result<(), Error> {
         let (key, supersedes, needs_decision) = match body {
-            Body::Decide { key, supersedes, .. } => (key, supersedes, supersedes.is_some()),
+            Body::Decide { key, record } | Body::Propose { key, record, .. } => {
+                (key, &record.supersedes, record.supersedes.is_some())
+            }
             Body::Retract { key, supersedes, .. } => (key, supersedes, true),
+            Body::Accept { key, proposal, supersedes, .. } => {
+                let proposed = self.open_proposal(key, proposal)?;
+                let supersedes = supersedes.as_ref().or(proposed.supersedes.as_ref());
+                return self.check_in_force(key, supersedes, supersedes.is_some());
+            }
+            Body::Reject { key, proposal, .. } => return self.open_proposal(key, proposal).map(|_| ()),
             Body::Authority { .. } => return Ok(()),
         };
+        self.check_in_force(key, supersedes.as_ref(), needs_decision)
+    }
+
+    /// The per-key compare-and-set: `supersedes`, when given, must name the
+    /// decision in force; `needs_decision` requires one to be in force.
+    fn check_in_force(
+        &self,
+        key: &str,
+        supersedes: Option<&String>,
+        needs_decision: bool,
+    ) -> Result<(), Error> {
         let in_force = self.decisions.get(key).map(|d| &d.id);
         let mismatch = match (supersedes, in_force) {
             (Some(want), Some(have)) => want != have,
@@ -149,12 +249,22 @@ impl State {
         };
         if mismatch {
             return Err(Error::DecisionConflict {
-                key: key.clone(),
-                expected: supersedes.clone(),
+                key: key.to_owned(),
+                expected: supersedes.cloned(),
                 in_force: in_force.cloned(),
             });
         }
         Ok(())
+    }
+
+    /// The revision the next decision of `key` gets.
+    fn next_revision(&self, key: &str) -> u64 {
+        self.decisions
+            .get(key)
+            .map(|d| d.revision)
+            .or_else(|| self.retracted.get(key).map(|r| r.revision))
+            .unwrap_or(0)
+            + 1
     }
 
     /// Check and apply the next event (with the commit that stores it).
@@ -178,14 +288,17 @@ impl State {
             )));
         }
         self.check(&event.body)?;
+        let closing = |rationale: Option<&String>| Closing {
+            id: event.id.clone(),
+            actor: event.actor.clone(),
+            seq: event.seq,
+            at_ms: event.at_ms,
+            rationale: rationale.cloned(),
+        };
         match &event.body {
-            Body::Decide { key, choice, rationale, rejected, .. } => {
-                let previous = self
-                    .decisions
-                    .get(key)
-                    .map(|d| d.revision)
-                    .or_else(|| self.retracted.get(key).map(|r| r.revision))
-                    .unwrap_or(0);
+            Body::Decide { key, record } => {
+                let Record { choice, rationale, rejected, details, .. } = record;
+                let revision = self.next_revision(key);
                 self.retracted.remove(key);
                 self.decisions.insert(
                     key.clone(),
@@ -197,12 +310,14 @@ impl State {
                         actor: event.actor.clone(),
                         seq: event.seq,
                         at_ms: event.at_ms,
-                        revision: previous + 1,
+                        revision,
+                        details: details.clone(),
+                        accepted: None,
                     },
                 );
                 self.counts.decide += 1;
             }
-            Body::Retract { key, rationale, .. } => {
+            Body::Retract { key, rationale, status, .. } => {
                 let withdrawn = self
                     .decisions
                     .remove(key)
@@ -218,9 +333,63 @@ impl State {
                         seq: event.seq,
                         at_ms: event.at_ms,
                         revision: withdrawn.revision,
+                        status: status.clone(),
                     },
                 );
                 self.counts.retract += 1;
+            }
+            Body::Propose { key, record, status } => {
+                let proposal = Proposal {
+                    choice: record.choice.clone(),
+                    rationale: record.rationale.clone(),
+                    rejected: record.rejected.clone(),
+                    supersedes: record.supersedes.clone(),
+                    details: record.details.clone(),
+                    status: status.clone(),
+                    id: event.id.clone(),
+                    actor: event.actor.clone(),
+                    seq: event.seq,
+                    at_ms: event.at_ms,
+                    rejection: None,
+                };
+                self.proposals.entry(key.clone()).or_default().insert(event.id.clone(), proposal);
+                self.counts.propose += 1;
+            }
+            Body::Accept { key, proposal, rationale, .. } => {
+                let revision = self.next_revision(key);
+                let open = self.proposals.get_mut(key);
+                let p = open
+                    .and_then(|p| p.remove(proposal))
+                    .ok_or_else(|| Error::corrupt(format!("accept of {proposal:?} with no such proposal")))?;
+                if self.proposals.get(key).is_some_and(BTreeMap::is_empty) {
+                    self.proposals.remove(key);
+                }
+                self.retracted.remove(key);
+                self.decisions.insert(
+                    key.clone(),
+                    Decision {
+                        choice: p.choice,
+                        rationale: p.rationale,
+                        rejected: p.rejected,
+                        id: p.id,
+                        actor: p.actor,
+                        seq: p.seq,
+                        at_ms: p.at_ms,
+                        revision,
+                        details: p.details,
+                        accepted: Some(closing(rationale.as_ref())),
+                    },
+                );
+                self.counts.accept += 1;
+            }
+            Body::Reject { key, proposal, rationale } => {
+                let p =
+                    self.proposals.get_mut(key).and_then(|p| p.get_mut(proposal)).ok_or_else(|| {
+                        Error::corrupt(format!("reject of {proposal:?} with no such proposal"))
+                    })?;
+                p.status = "rejected".to_owned();
+                p.rejection = Some(closing(Some(rationale)));
+                self.counts.reject += 1;
             }
             Body::Authority { holder, epoch } => {
                 self.authority = Some(Authority {
@@ -241,12 +410,15 @@ impl State {
 
     /// [`State::apply`], remembering how to undo it. On error nothing changed.
     pub fn apply_undoable(&mut self, event: &Event, commit: &str) -> Result<Undo, Error> {
-        let key = match &event.body {
-            Body::Decide { key, .. } | Body::Retract { key, .. } => Some(key),
-            Body::Authority { .. } => None,
-        };
         let undo = Undo {
-            entry: key.map(|k| (k.clone(), self.decisions.get(k).cloned(), self.retracted.get(k).cloned())),
+            entry: event.body.key().map(|k| {
+                (
+                    k.to_owned(),
+                    self.decisions.get(k).cloned(),
+                    self.retracted.get(k).cloned(),
+                    self.proposals.get(k).cloned(),
+                )
+            }),
             authority: self.authority.clone(),
             seq: self.seq,
             head: self.head.clone(),
@@ -260,14 +432,18 @@ impl State {
 
     /// Take back an [`Undo`]; undos must be taken back newest first.
     pub fn undo(&mut self, undo: Undo) {
-        if let Some((key, decision, retraction)) = undo.entry {
+        if let Some((key, decision, retraction, proposals)) = undo.entry {
             match decision {
                 Some(d) => self.decisions.insert(key.clone(), d),
                 None => self.decisions.remove(&key),
             };
             match retraction {
-                Some(r) => self.retracted.insert(key, r),
+                Some(r) => self.retracted.insert(key.clone(), r),
                 None => self.retracted.remove(&key),
+            };
+            match proposals {
+                Some(p) => self.proposals.insert(key, p),
+                None => self.proposals.remove(&key),
             };
         }
         self.authority = undo.authority;
@@ -278,7 +454,9 @@ impl State {
         self.counts = undo.counts;
     }
 
-    /// The state as JSON.
+    /// The state as JSON. What format v2 added (details, acceptances,
+    /// withdrawal statuses, proposals and their counts) appears only when
+    /// present, so a log of v1 events folds to the same bytes it always did.
     pub fn to_value(&self) -> Value {
         let decisions: Map<String, Value> =
             self.decisions.iter().map(|(k, d)| (k.clone(), decision_value(d))).collect();
@@ -286,15 +464,31 @@ impl State {
             .retracted
             .iter()
             .map(|(k, r)| {
-                let v = json!({
+                let mut v = json!({
                     "rationale": r.rationale, "choice": r.choice, "decision": r.decision,
                     "id": r.id, "actor": r.actor, "seq": r.seq, "at_ms": r.at_ms,
                     "revision": r.revision,
                 });
+                if let Some(status) = &r.status {
+                    v["status"] = status.clone().into();
+                }
                 (k.clone(), v)
             })
             .collect();
-        json!({
+        let mut counts = json!({
+            "events": self.seq,
+            "decide": self.counts.decide,
+            "retract": self.counts.retract,
+            "authority": self.counts.authority,
+        });
+        for (name, n) in
+            [("propose", self.counts.propose), ("accept", self.counts.accept), ("reject", self.counts.reject)]
+        {
+            if n > 0 {
+                counts[name] = n.into();
+            }
+        }
+        let mut v = json!({
             "space": self.space,
             "seq": self.seq,
             "head": self.head,
@@ -303,13 +497,31 @@ impl State {
             })),
             "decisions": decisions,
             "retracted": retracted,
-            "counts": {
-                "events": self.seq,
-                "decide": self.counts.decide,
-                "retract": self.counts.retract,
-                "authority": self.counts.authority,
-            },
-        })
+            "counts": counts,
+        });
+        if !self.proposals.is_empty() {
+            let proposals: Map<String, Value> = self
+                .proposals
+                .iter()
+                .map(|(k, by_id)| {
+                    (
+                        k.clone(),
+                        Value::Object(by_id.iter().map(|(id, p)| (id.clone(), proposal_value(p))).collect()),
+                    )
+                })
+                .collect();
+            v["proposals"] = Value::Object(proposals);
+        }
+        v
+    }
+
+    /// Whether the state holds anything format v2 added (so its canonical
+    /// form needs the general writer).
+    fn has_v2(&self) -> bool {
+        !self.proposals.is_empty()
+            || self.counts.propose + self.counts.accept + self.counts.reject > 0
+            || self.decisions.values().any(|d| !d.details.is_empty() || d.accepted.is_some())
+            || self.retracted.values().any(|r| r.status.is_some())
     }
 
     /// The state as canonical JSON: equal states are equal bytes.
@@ -320,7 +532,7 @@ impl State {
     /// differently in UTF-16, so such states take the general path.
     pub fn canonical(&self) -> String {
         let high = |k: &String| k.bytes().any(|b| b >= 0xEE);
-        if self.decisions.keys().any(high) || self.retracted.keys().any(high) {
+        if self.has_v2() || self.decisions.keys().any(high) || self.retracted.keys().any(high) {
             return to_canonical_string(&self.to_value());
         }
         let mut out = String::with_capacity(256 + 256 * (self.decisions.len() + self.retracted.len()));
@@ -396,12 +608,50 @@ fn text(out: &mut String, prefix: &str, s: &str) {
     write_string(s, out);
 }
 
+fn rejected_value(rejected: &[Rejected]) -> Value {
+    rejected.iter().map(|r| json!({"option": r.option, "why": r.why})).collect()
+}
+
+fn closing_value(c: &Closing) -> Value {
+    let mut v = json!({"id": c.id, "actor": c.actor, "seq": c.seq, "at_ms": c.at_ms});
+    if let Some(why) = &c.rationale {
+        v["rationale"] = why.clone().into();
+    }
+    v
+}
+
+/// Copy the details into a record's JSON (they never share a name with
+/// the fixed fields).
+fn with_details(mut v: Value, details: &Details) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.extend(details.iter().map(|(k, d)| (k.clone(), d.clone())));
+    }
+    v
+}
+
 fn decision_value(d: &Decision) -> Value {
-    let rejected: Vec<Value> = d.rejected.iter().map(|r| json!({"option": r.option, "why": r.why})).collect();
-    json!({
-        "choice": d.choice, "rationale": d.rationale, "rejected": rejected, "id": d.id,
+    let mut v = json!({
+        "choice": d.choice, "rationale": d.rationale, "rejected": rejected_value(&d.rejected), "id": d.id,
         "actor": d.actor, "seq": d.seq, "at_ms": d.at_ms, "revision": d.revision,
-    })
+    });
+    if let Some(a) = &d.accepted {
+        v["accepted"] = closing_value(a);
+    }
+    with_details(v, &d.details)
+}
+
+fn proposal_value(p: &Proposal) -> Value {
+    let mut v = json!({
+        "choice": p.choice, "rationale": p.rationale, "rejected": rejected_value(&p.rejected), "id": p.id,
+        "actor": p.actor, "seq": p.seq, "at_ms": p.at_ms, "status": p.status,
+    });
+    if let Some(s) = &p.supersedes {
+        v["supersedes"] = s.clone().into();
+    }
+    if let Some(r) = &p.rejection {
+        v["rejection"] = closing_value(r);
+    }
+    with_details(v, &p.details)
 }
 
 fn heads(states: &[State]) -> Value {
@@ -552,7 +802,77 @@ mod tests {
         s.apply(&decide(3, "c", "db", "sqlite", None), "c3").unwrap();
         assert_eq!(s.decisions["db"].revision, 2);
         assert!(s.retracted.is_empty());
-        assert_eq!(s.counts, Counts { decide: 2, retract: 1, authority: 0 });
+        assert_eq!(s.counts, Counts { decide: 2, retract: 1, ..Counts::default() });
+    }
+
+    #[test]
+    fn a_proposal_is_not_in_force_until_accepted_and_then_carries_its_details() {
+        let mut s = State::new("s");
+        s.apply(&decide(1, "d1", "db", "pg", None), "c1").unwrap();
+        let propose = r#"{"key":"db","choice":"mysql","rationale":"cheaper","supersedes":"d1","status":"draft","title":"Move to MySQL","tags":["db"]}"#;
+        s.apply(&ev(2, "p1", "propose", propose), "c2").unwrap();
+        assert_eq!(s.decisions["db"].choice, "pg", "a proposal changes nothing in force");
+        assert_eq!(s.proposals["db"]["p1"].status, "draft");
+        let accept = ev(3, "a1", "accept", r#"{"key":"db","proposal":"p1","rationale":"agreed"}"#);
+        s.apply(&accept, "c3").unwrap();
+        let d = &s.decisions["db"];
+        assert_eq!((d.choice.as_str(), d.id.as_str(), d.revision), ("mysql", "p1", 2));
+        assert_eq!(d.details["title"], "Move to MySQL");
+        assert_eq!(d.accepted.as_ref().map(|a| (a.id.as_str(), a.seq)), Some(("a1", 3)));
+        assert!(s.proposals.is_empty(), "an accepted proposal leaves the proposals");
+        let v = s.to_value();
+        assert_eq!(v["decisions"]["db"]["tags"], json!(["db"]));
+        assert_eq!(v["decisions"]["db"]["accepted"]["rationale"], "agreed");
+        assert_eq!(v["counts"]["accept"], 1);
+        assert_eq!(s.canonical(), to_canonical_string(&v));
+    }
+
+    #[test]
+    fn accepting_checks_what_is_in_force_and_a_rejected_proposal_stays_closed() {
+        let mut s = State::new("s");
+        s.apply(&decide(1, "d1", "db", "pg", None), "c1").unwrap();
+        s.apply(
+            &ev(2, "p1", "propose", r#"{"key":"db","choice":"a","rationale":"r","supersedes":"d1"}"#),
+            "c2",
+        )
+        .unwrap();
+        s.apply(&decide(3, "d2", "db", "sqlite", Some("d1")), "c3").unwrap();
+        // The proposal was made against d1; d2 is in force now.
+        let err = s.apply(&ev(4, "a1", "accept", r#"{"key":"db","proposal":"p1"}"#), "c4").unwrap_err();
+        assert!(matches!(&err, Error::DecisionConflict { in_force: Some(id), .. } if id == "d2"), "{err}");
+        // Naming what is in force now accepts it.
+        s.apply(&ev(4, "a1", "accept", r#"{"key":"db","proposal":"p1","supersedes":"d2"}"#), "c4").unwrap();
+        assert_eq!(s.decisions["db"].choice, "a");
+        s.apply(&ev(5, "p2", "propose", r#"{"key":"ui","choice":"tui","rationale":"r"}"#), "c5").unwrap();
+        s.apply(&ev(6, "r1", "reject", r#"{"key":"ui","proposal":"p2","rationale":"users want web"}"#), "c6")
+            .unwrap();
+        assert_eq!(s.proposals["ui"]["p2"].status, "rejected");
+        assert!(!s.decisions.contains_key("ui"));
+        let again = ev(7, "a2", "accept", r#"{"key":"ui","proposal":"p2"}"#);
+        assert!(s.apply(&again, "c7").unwrap_err().to_string().contains("was rejected at seq 6"));
+        let unknown = ev(7, "a2", "accept", r#"{"key":"ui","proposal":"nope"}"#);
+        assert!(matches!(s.apply(&unknown, "c7").unwrap_err(), Error::NotFound(_)));
+        let twice = ev(7, "a2", "accept", r#"{"key":"db","proposal":"p1"}"#);
+        assert!(s.apply(&twice, "c7").unwrap_err().to_string().contains("already accepted"));
+        assert_eq!(s.seq, 6, "refused events change nothing");
+    }
+
+    #[test]
+    fn undo_restores_proposals_too() {
+        let mut s = State::new("s");
+        s.apply(&ev(1, "p1", "propose", r#"{"key":"db","choice":"a","rationale":"r"}"#), "c1").unwrap();
+        let before = s.clone();
+        let u1 = s
+            .apply_undoable(&ev(2, "r1", "reject", r#"{"key":"db","proposal":"p1","rationale":"no"}"#), "c2")
+            .unwrap();
+        let u2 = s
+            .apply_undoable(&ev(3, "p2", "propose", r#"{"key":"db","choice":"b","rationale":"r"}"#), "c3")
+            .unwrap();
+        let u3 = s.apply_undoable(&ev(4, "a2", "accept", r#"{"key":"db","proposal":"p2"}"#), "c4").unwrap();
+        for u in [u3, u2, u1] {
+            s.undo(u);
+        }
+        assert_eq!(s, before);
     }
 
     #[test]

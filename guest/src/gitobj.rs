@@ -94,8 +94,12 @@ fn one_line(text: &str) -> String {
 /// The commit's first line: what happened, readable in `git log --oneline`.
 pub fn summary(event: &Event) -> String {
     one_line(&match &event.body {
-        Body::Decide { key, choice, .. } => format!("decide {key}: {choice}"),
-        Body::Retract { key, .. } => format!("retract {key}"),
+        Body::Decide { key, record } => format!("decide {key}: {}", record.choice),
+        Body::Retract { key, status: None, .. } => format!("retract {key}"),
+        Body::Retract { key, status: Some(status), .. } => format!("retract {key} ({status})"),
+        Body::Propose { key, record, status } => format!("propose {key}: {} ({status})", record.choice),
+        Body::Accept { key, proposal, .. } => format!("accept {key}: {proposal}"),
+        Body::Reject { key, proposal, .. } => format!("reject {key}: {proposal}"),
         Body::Authority { holder, epoch } => format!("authority {holder} (epoch {epoch})"),
     })
 }
@@ -286,8 +290,8 @@ mod tests {
     #[test]
     fn long_summaries_are_cut_to_one_line() {
         let mut e = event();
-        if let Body::Decide { choice, .. } = &mut e.body {
-            *choice = "x".repeat(500);
+        if let Body::Decide { record, .. } = &mut e.body {
+            record.choice = "x".repeat(500);
         }
         let s = summary(&e);
         assert_eq!(s.chars().count(), SUMMARY_CHARS);

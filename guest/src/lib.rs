@@ -6,7 +6,8 @@
 //! imports onto [`host::Host`] and the WIT exports onto [`log::Log`].
 //!
 //! - [`json`]: strict I-JSON intake; [`canonical`]: RFC 8785 output.
-//! - [`model`]: names, intents, events and their validation rules.
+//! - [`model`]: names, intents, events and their validation rules;
+//!   [`record`]: the optional fields and statuses format v2 added.
 //! - [`gitobj`]: events as git blobs, trees and commits, and back.
 //! - [`fold`]: the coordination state, overlay and union.
 //! - [`idindex`]: the on-disk index of intent ids in checkpoints.
@@ -22,6 +23,7 @@ pub mod idindex;
 pub mod json;
 pub mod log;
 pub mod model;
+pub mod record;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

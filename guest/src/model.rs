@@ -9,9 +9,12 @@ use serde_json::{Map, Value};
 use crate::canonical::{to_canonical_string, write_canonical, write_string};
 use crate::error::Error;
 use crate::json::{is_noncharacter, parse_strict};
+use crate::record::{self, Details, NEWEST_VERSION, required_version};
 
-/// The `v` field of every event this guest writes.
-pub const FORMAT_VERSION: u64 = 1;
+/// The `v` field of events that use nothing newer than format v1 (every
+/// event written before format v2 existed). An event is stamped with the
+/// lowest version that can hold it: see [`record::required_version`].
+pub const FORMAT_VERSION: u64 = record::V1;
 /// Largest accepted intent body, in bytes of JSON text.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest accepted stored event (body plus the envelope), in bytes.
@@ -119,7 +122,8 @@ fn validate_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The event kinds of format v1.
+/// The event kinds: `decide`, `retract` and `authority` since format v1;
+/// `propose`, `accept` and `reject` since v2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// Sets a decision.
@@ -128,6 +132,12 @@ pub enum Kind {
     Retract,
     /// Records a new lease holder.
     Authority,
+    /// Records a proposal for a key, not in force until accepted.
+    Propose,
+    /// Puts a proposal in force.
+    Accept,
+    /// Declines a proposal.
+    Reject,
 }
 
 impl Kind {
@@ -137,8 +147,11 @@ impl Kind {
             "decide" => Ok(Kind::Decide),
             "retract" => Ok(Kind::Retract),
             "authority" => Ok(Kind::Authority),
+            "propose" => Ok(Kind::Propose),
+            "accept" => Ok(Kind::Accept),
+            "reject" => Ok(Kind::Reject),
             other => Err(Error::invalid(format!(
-                "unknown kind {other:?}; expected \"decide\", \"retract\" or \"authority\""
+                "unknown kind {other:?}; expected \"decide\", \"retract\", \"propose\", \"accept\", \"reject\" or \"authority\""
             ))),
         }
     }
@@ -148,6 +161,9 @@ impl Kind {
             Kind::Decide => "decide",
             Kind::Retract => "retract",
             Kind::Authority => "authority",
+            Kind::Propose => "propose",
+            Kind::Accept => "accept",
+            Kind::Reject => "reject",
         }
     }
 }
@@ -161,23 +177,33 @@ pub struct Rejected {
     pub why: String,
 }
 
+/// What a `decide` or a `propose` records: the choice, why, why not, what
+/// it replaces, and the optional v2 details.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// What was chosen.
+    pub choice: String,
+    /// Why.
+    pub rationale: String,
+    /// What was not chosen, and why not.
+    pub rejected: Vec<Rejected>,
+    /// The event id of the decision this one replaces.
+    pub supersedes: Option<String>,
+    /// Title, context, consequences, people, tags, links and `meta`.
+    pub details: Details,
+}
+
 /// A validated body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
-    /// `{key, choice, rationale, rejected?, supersedes?}`
+    /// `{key, choice, rationale, rejected?, supersedes?, <details>?}`
     Decide {
         /// The decision key.
         key: String,
-        /// What was chosen.
-        choice: String,
-        /// Why.
-        rationale: String,
-        /// What was not chosen, and why not.
-        rejected: Vec<Rejected>,
-        /// The event id of the decision this one replaces.
-        supersedes: Option<String>,
+        /// The decision.
+        record: Record,
     },
-    /// `{key, rationale, supersedes?}`
+    /// `{key, rationale, supersedes?, status?}`
     Retract {
         /// The decision key.
         key: String,
@@ -185,6 +211,8 @@ pub enum Body {
         rationale: String,
         /// The event id of the decision withdrawn.
         supersedes: Option<String>,
+        /// How it is withdrawn (e.g. `deprecated`); none: `retracted`.
+        status: Option<String>,
     },
     /// `{holder, epoch}`
     Authority {
@@ -192,6 +220,35 @@ pub enum Body {
         holder: String,
         /// Its epoch.
         epoch: u64,
+    },
+    /// `{key, choice, rationale, rejected?, supersedes?, status?, <details>?}`
+    Propose {
+        /// The decision key.
+        key: String,
+        /// What is proposed.
+        record: Record,
+        /// Its status: `proposed`, `draft` or a team's own (`on hold`).
+        status: String,
+    },
+    /// `{key, proposal, rationale?, supersedes?}`
+    Accept {
+        /// The decision key.
+        key: String,
+        /// The event id of the proposal accepted.
+        proposal: String,
+        /// Why it was accepted, if said.
+        rationale: Option<String>,
+        /// The decision in force it replaces (defaults to the proposal's).
+        supersedes: Option<String>,
+    },
+    /// `{key, proposal, rationale}`
+    Reject {
+        /// The decision key.
+        key: String,
+        /// The event id of the proposal declined.
+        proposal: String,
+        /// Why it was declined.
+        rationale: String,
     },
 }
 
@@ -270,50 +327,143 @@ impl<'a> Fields<'a> {
     }
 }
 
+impl Fields<'_> {
+    /// A required event id (`proposal`).
+    fn id(&self, name: &str) -> Result<String, String> {
+        let id = self.string(name)?;
+        validate_id(id, &format!("{}: field {name:?}", self.context))?;
+        Ok(id.to_owned())
+    }
+
+    /// The key, checked.
+    fn key(&self) -> Result<String, String> {
+        let key = self.string("key")?;
+        validate_key(key).map_err(|e| format!("{}: {e}", self.context))?;
+        Ok(key.to_owned())
+    }
+
+    /// An optional non-blank string.
+    fn optional_text(&self, name: &str) -> Result<Option<String>, String> {
+        match self.map.contains_key(name) {
+            true => self.text(name).map(Some),
+            false => Ok(None),
+        }
+    }
+
+    /// The fields a `decide` and a `propose` share.
+    fn record(&self) -> Result<Record, String> {
+        let context = self.context;
+        let rejected = match self.map.get("rejected") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let what = format!("{context}: rejected[{i}]");
+                    let r = Fields::new(item, &what, &["option", "why"])?;
+                    Ok(Rejected { option: r.text("option")?, why: r.text("why")? })
+                })
+                .collect::<Result<_, String>>()?,
+            Some(other) => {
+                return Err(format!(
+                    "{context}: field \"rejected\" must be an array of {{option, why}}, not {}",
+                    type_name(other)
+                ));
+            }
+        };
+        Ok(Record {
+            choice: self.text("choice")?,
+            rationale: self.text("rationale")?,
+            rejected,
+            supersedes: self.supersedes()?,
+            details: record::details(self.map, context)?,
+        })
+    }
+}
+
+/// `decide`'s fields, then the v2 details.
+const DECIDE_FIELDS: &[&str] = &[
+    "key",
+    "choice",
+    "rationale",
+    "rejected",
+    "supersedes",
+    "title",
+    "context",
+    "consequences",
+    "deciders",
+    "consulted",
+    "informed",
+    "tags",
+    "links",
+    "meta",
+];
+/// `propose`'s fields: `decide`'s and a status.
+const PROPOSE_FIELDS: &[&str] = &[
+    "key",
+    "choice",
+    "rationale",
+    "rejected",
+    "supersedes",
+    "status",
+    "title",
+    "context",
+    "consequences",
+    "deciders",
+    "consulted",
+    "informed",
+    "tags",
+    "links",
+    "meta",
+];
+
 impl Body {
     /// Validate a parsed body for `kind`.
     pub fn from_value(kind: Kind, value: &Value) -> Result<Body, String> {
         let context = format!("body of a {:?} intent", kind.as_str());
         match kind {
             Kind::Decide => {
-                let f =
-                    Fields::new(value, &context, &["key", "choice", "rationale", "rejected", "supersedes"])?;
-                let key = f.string("key")?;
-                validate_key(key).map_err(|e| format!("{context}: {e}"))?;
-                let rejected = match f.map.get("rejected") {
-                    None => Vec::new(),
-                    Some(Value::Array(items)) => items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, item)| {
-                            let what = format!("{context}: rejected[{i}]");
-                            let r = Fields::new(item, &what, &["option", "why"])?;
-                            Ok(Rejected { option: r.text("option")?, why: r.text("why")? })
-                        })
-                        .collect::<Result<_, String>>()?,
-                    Some(other) => {
-                        return Err(format!(
-                            "{context}: field \"rejected\" must be an array of {{option, why}}, not {}",
-                            type_name(other)
-                        ));
-                    }
+                let f = Fields::new(value, &context, DECIDE_FIELDS)?;
+                let key = f.key()?;
+                Ok(Body::Decide { key, record: f.record()? })
+            }
+            Kind::Propose => {
+                let f = Fields::new(value, &context, PROPOSE_FIELDS)?;
+                let key = f.key()?;
+                let record = f.record()?;
+                let status =
+                    record::proposal_status(f.map.get("status"), &format!("{context}: field \"status\""))?;
+                Ok(Body::Propose { key, record, status })
+            }
+            Kind::Retract => {
+                let f = Fields::new(value, &context, &["key", "rationale", "supersedes", "status"])?;
+                let key = f.key()?;
+                let status = match f.map.get("status") {
+                    None => None,
+                    Some(v) => Some(record::status(v, &format!("{context}: field \"status\""))?),
                 };
-                Ok(Body::Decide {
-                    key: key.to_owned(),
-                    choice: f.text("choice")?,
+                Ok(Body::Retract {
+                    key,
                     rationale: f.text("rationale")?,
-                    rejected,
+                    supersedes: f.supersedes()?,
+                    status,
+                })
+            }
+            Kind::Accept => {
+                let f = Fields::new(value, &context, &["key", "proposal", "rationale", "supersedes"])?;
+                Ok(Body::Accept {
+                    key: f.key()?,
+                    proposal: f.id("proposal")?,
+                    rationale: f.optional_text("rationale")?,
                     supersedes: f.supersedes()?,
                 })
             }
-            Kind::Retract => {
-                let f = Fields::new(value, &context, &["key", "rationale", "supersedes"])?;
-                let key = f.string("key")?;
-                validate_key(key).map_err(|e| format!("{context}: {e}"))?;
-                Ok(Body::Retract {
-                    key: key.to_owned(),
+            Kind::Reject => {
+                let f = Fields::new(value, &context, &["key", "proposal", "rationale"])?;
+                Ok(Body::Reject {
+                    key: f.key()?,
+                    proposal: f.id("proposal")?,
                     rationale: f.text("rationale")?,
-                    supersedes: f.supersedes()?,
                 })
             }
             Kind::Authority => {
@@ -328,7 +478,11 @@ impl Body {
     /// The decision key the body is about, if any.
     pub fn key(&self) -> Option<&str> {
         match self {
-            Body::Decide { key, .. } | Body::Retract { key, .. } => Some(key),
+            Body::Decide { key, .. }
+            | Body::Retract { key, .. }
+            | Body::Propose { key, .. }
+            | Body::Accept { key, .. }
+            | Body::Reject { key, .. } => Some(key),
             Body::Authority { .. } => None,
         }
     }
@@ -402,7 +556,7 @@ impl Event {
     /// The event as a JSON value (v1 envelope).
     pub fn to_value(&self) -> Value {
         let mut map = Map::new();
-        map.insert("v".into(), FORMAT_VERSION.into());
+        map.insert("v".into(), self.version().into());
         map.insert("space".into(), self.space.clone().into());
         map.insert("seq".into(), self.seq.into());
         map.insert("epoch".into(), self.epoch.into());
@@ -431,8 +585,13 @@ impl Event {
         write_string(self.kind.as_str(), &mut out);
         let _ = write!(out, ",\"seq\":{},\"space\":", self.seq);
         write_string(&self.space, &mut out);
-        let _ = write!(out, ",\"v\":{FORMAT_VERSION}}}");
+        let _ = write!(out, ",\"v\":{}}}", self.version());
         out
+    }
+
+    /// The format version the event is stored in: the lowest that can hold it.
+    pub fn version(&self) -> u64 {
+        required_version(self.kind, &self.body_json)
     }
 
     /// The body as canonical JSON.
@@ -450,8 +609,11 @@ impl Event {
             &["v", "space", "seq", "epoch", "id", "actor", "at_ms", "kind", "body"],
         )?;
         let v = f.integer("v", 0)?;
-        if v != FORMAT_VERSION {
-            return Err(format!("event format v{v} is not supported; this guest reads v{FORMAT_VERSION}"));
+        if v == 0 || v > NEWEST_VERSION {
+            return Err(format!(
+                "event format v{v} is not supported: this decision-log reads formats v1 to v{NEWEST_VERSION}; \
+                 the log was written by a newer decision-log, so upgrade to one that reads v{v}"
+            ));
         }
         let space = f.string("space")?;
         validate_space(space).map_err(|e| e.to_string())?;
@@ -472,6 +634,14 @@ impl Event {
             body: Body::from_value(kind, &body_json)?,
             body_json,
         };
+        // One intent has one stored form: the lowest version that holds it.
+        if event.version() != v {
+            return Err(format!(
+                "event seq {} is stamped format v{v}, but its kind and fields are those of format v{}",
+                event.seq,
+                event.version()
+            ));
+        }
         // The parsed value holds exactly the event's fields, so its canonical
         // form is the event's (without building the event's value again).
         if to_canonical_string(&value) != text {
@@ -516,7 +686,7 @@ mod tests {
     fn a_valid_decide_intent_keeps_its_body_and_rejected_options() {
         let intent = Intent::validate("i-1", "alice", "decide", decide_body(), Some(0)).unwrap();
         match intent.body {
-            Body::Decide { key, rejected, supersedes, .. } => {
+            Body::Decide { key, record: Record { rejected, supersedes, .. } } => {
                 assert_eq!(key, "db");
                 assert_eq!(rejected, vec![Rejected { option: "mongo".into(), why: "no joins".into() }]);
                 assert_eq!(supersedes, None);
@@ -637,6 +807,77 @@ mod tests {
         assert_eq!(Event::parse(&event.canonical()), Ok(event));
     }
 
+    /// RFC 8785 §3.2.2's input, verbatim, and its canonical form.
+    pub(crate) const RFC8785_INPUT: &str = "{\n  \"numbers\": [333333333.33333329, 1E30, 4.50,\n              2e-3, 0.000000000000000000000000001],\n  \"string\": \"\\u20ac$\\u000F\\u000aA'\\u0042\\u0022\\u005c\\\\\\\"\\/\",\n  \"literals\": [null, true, false]\n}";
+    pub(crate) const RFC8785_OUTPUT: &str = "{\"literals\":[null,true,false],\"numbers\":[333333333.3333333,1e+30,4.5,0.002,1e-27],\"string\":\"€$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"}";
+    /// RFC 8785 §3.2.3's property-sorting input and its canonical form.
+    pub(crate) const RFC8785_SORT_INPUT: &str = "{\n  \"\\u20ac\": \"Euro Sign\",\n  \"\\r\": \"Carriage Return\",\n  \"\\ufb33\": \"Hebrew Letter Dalet With Dagesh\",\n  \"1\": \"One\",\n  \"\\ud83d\\ude00\": \"Emoji: Grinning Face\",\n  \"\\u0080\": \"Control\",\n  \"\\u00f6\": \"Latin Small Letter O With Diaeresis\"\n}";
+    pub(crate) const RFC8785_SORT_OUTPUT: &str = "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u{80}\":\"Control\",\"\u{f6}\":\"Latin Small Letter O With Diaeresis\",\"\u{20ac}\":\"Euro Sign\",\"\u{1f600}\":\"Emoji: Grinning Face\",\"\u{fb33}\":\"Hebrew Letter Dalet With Dagesh\"}";
+
+    fn stamped(intent: &Intent) -> Event {
+        Event {
+            space: "s".into(),
+            seq: 1,
+            epoch: 1,
+            id: intent.id.clone(),
+            actor: intent.actor.clone(),
+            at_ms: 0,
+            kind: intent.kind,
+            body: intent.body.clone(),
+            body_json: intent.body_json.clone(),
+        }
+    }
+
+    #[test]
+    fn meta_holds_the_rfc_8785_examples_in_their_canonical_form() {
+        for (input, output) in [(RFC8785_INPUT, RFC8785_OUTPUT), (RFC8785_SORT_INPUT, RFC8785_SORT_OUTPUT)] {
+            let body = format!(r#"{{"key":"k","choice":"c","rationale":"r","meta":{input}}}"#);
+            let intent = Intent::validate("i-1", "alice", "decide", &body, None).unwrap();
+            let event = stamped(&intent);
+            let text = event.canonical();
+            assert!(text.contains(&format!("\"meta\":{output},")), "{text}");
+            assert!(text.ends_with(",\"v\":2}"), "a body with meta is format v2: {text}");
+            assert_eq!(Event::parse(&text).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn the_new_kinds_validate_their_bodies_and_are_format_v2() {
+        for (kind, body) in [
+            ("propose", r#"{"key":"k","choice":"c","rationale":"r","status":"on hold","title":"T"}"#),
+            ("accept", r#"{"key":"k","proposal":"p-1"}"#),
+            ("reject", r#"{"key":"k","proposal":"p-1","rationale":"no"}"#),
+            ("retract", r#"{"key":"k","rationale":"old","status":"deprecated"}"#),
+        ] {
+            let event = stamped(&Intent::validate("i", "alice", kind, body, None).unwrap());
+            assert_eq!(event.version(), 2, "{kind}");
+            assert_eq!(Event::parse(&event.canonical()).unwrap(), event);
+        }
+        for (kind, body, want) in [
+            (
+                "propose",
+                r#"{"key":"k","choice":"c","rationale":"r","status":"accepted"}"#,
+                "reached through an event",
+            ),
+            ("propose", r#"{"key":"k","choice":"c","rationale":"r","status":"Draft"}"#, "lowercase"),
+            ("accept", r#"{"key":"k"}"#, "field \"proposal\" is missing"),
+            ("accept", r#"{"key":"k","proposal":"p","rationale":" "}"#, "\"rationale\" is empty"),
+            ("reject", r#"{"key":"k","proposal":"p"}"#, "field \"rationale\" is missing"),
+            (
+                "decide",
+                r#"{"key":"k","choice":"c","rationale":"r","status":"draft"}"#,
+                "unknown field \"status\"",
+            ),
+            ("decide", r#"{"key":"k","choice":"c","rationale":"r","tags":"x"}"#, "\"tags\" must be an array"),
+        ] {
+            let err = Intent::validate("i", "alice", kind, body, None).unwrap_err().to_string();
+            assert!(err.contains(want), "{kind} {body}: expected {want:?} in {err:?}");
+        }
+        // A v1 body stamped as v2 (or the reverse) is not the stored form.
+        let v1 = stamped(&Intent::validate("i", "alice", "decide", decide_body(), None).unwrap()).canonical();
+        assert!(Event::parse(&v1.replace("\"v\":1", "\"v\":2")).unwrap_err().contains("format v1"));
+    }
+
     #[test]
     fn an_event_round_trips_through_its_canonical_form() {
         let intent = Intent::validate("i-1", "alice", "decide", decide_body(), None).unwrap();
@@ -661,6 +902,9 @@ mod tests {
         let spaced = text.replacen(':', ": ", 1);
         assert!(Event::parse(&spaced).unwrap_err().contains("canonical"));
         let v2 = text.replace("\"v\":1", "\"v\":2");
-        assert!(Event::parse(&v2).unwrap_err().contains("v2 is not supported"));
+        assert!(Event::parse(&v2).unwrap_err().contains("stamped format v2"));
+        let v3 = text.replace("\"v\":1", "\"v\":3");
+        let err = Event::parse(&v3).unwrap_err();
+        assert!(err.contains("v3 is not supported") && err.contains("upgrade"), "{err}");
     }
 }

@@ -43,7 +43,9 @@ pub struct Intent {
     pub id: Option<String>,
     /// Who decides.
     pub actor: String,
-    /// `decide`, `retract` or `authority`.
+    /// `decide`, `propose`, `accept`, `reject`, `retract` or `authority`
+    /// (the bodies are described in the WIT package's `intent` record and in
+    /// ARCHITECTURE.md).
     pub kind: String,
     /// The body as JSON text (strict I-JSON), e.g.
     /// `{"key":"db","choice":"postgres","rationale":"we know it"}`.

@@ -43,7 +43,8 @@ function sortedJson(value) {
 function intent(v) {
   if (typeof v.id !== 'string') throw new Error(`a golden intent needs an id: ${show(v)}`);
   const expectSeq = v.expect_seq == null ? undefined : BigInt(v.expect_seq);
-  return { id: v.id, actor: v.actor, kind: v.kind, body: sortedJson(v.body), expectSeq };
+  const body = typeof v.body_text === 'string' ? v.body_text : sortedJson(v.body);
+  return { id: v.id, actor: v.actor, kind: v.kind, body, expectSeq };
 }
 
 /** Replay `script` on a fresh instance over `host`; the result has golden.rs's shape and key order. */

@@ -21,7 +21,9 @@ fn intent(v: &Value) -> Intent {
         id: v["id"].as_str().map(str::to_owned),
         actor: v["actor"].as_str().unwrap().to_owned(),
         kind: v["kind"].as_str().unwrap().to_owned(),
-        body: v["body"].to_string(),
+        // `body_text` is sent verbatim, so a script can hold JSON text whose
+        // canonical form differs from how it is written (RFC 8785's examples).
+        body: v["body_text"].as_str().map_or_else(|| v["body"].to_string(), str::to_owned),
         expect_seq: v["expect_seq"].as_u64(),
     }
 }
