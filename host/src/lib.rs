@@ -28,6 +28,8 @@
 //! The `cli` feature (on by default) adds the `dlog` command line; without
 //! it the crate has no argument parser, signal handling or time formatting.
 
+#[cfg(feature = "adr")]
+pub mod adr;
 pub mod authority;
 pub mod backend;
 mod bindings;
@@ -40,6 +42,7 @@ pub mod doctor;
 #[doc(hidden)]
 pub mod durable;
 mod error;
+pub mod find;
 pub mod guard;
 mod imports;
 pub mod lease;

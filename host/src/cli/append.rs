@@ -73,7 +73,7 @@ struct IntentFile {
     expect_seq: Option<u64>,
 }
 
-fn actor(flag: Option<String>, log: &crate::Log) -> Result<String, Error> {
+pub(crate) fn actor(flag: Option<String>, log: &crate::Log) -> Result<String, Error> {
     if let Some(actor) = flag.or_else(|| std::env::var("DLOG_ACTOR").ok()) {
         return Ok(actor);
     }

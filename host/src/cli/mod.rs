@@ -1,7 +1,9 @@
 //! The `dlog` command line: argument parsing, dispatch and exit codes.
 
+mod adr;
 mod append;
 mod demo;
+mod find;
 mod lease;
 mod maintain;
 mod output;
@@ -96,6 +98,10 @@ enum Command {
     Show(read::ShowArgs),
     /// List the spaces in the repository.
     Spaces,
+    /// Import or export Architecture Decision Records (MADR, Nygard/adr-tools, log4brains).
+    Adr(adr::AdrArgs),
+    /// Search decisions by key or key prefix, tag, actor, status, text and time, in one space or all.
+    Find(find::FindArgs),
     /// Store the fold and the index of event ids and commits now, so readers and writers start there instead of replaying.
     Checkpoint(maintain::CheckpointArgs),
     /// Re-walk spaces and check every invariant of their chains (and checkpoints).
@@ -187,6 +193,8 @@ pub fn run() -> ExitCode {
         Command::Fold(args) => read::fold(&context, args),
         Command::Show(args) => read::show(&context, args),
         Command::Spaces => read::spaces(&context),
+        Command::Find(args) => find::run(&context, args),
+        Command::Adr(args) => adr::run(&context, args),
         Command::Checkpoint(args) => maintain::checkpoint(&context, args),
         Command::Verify(args) => maintain::verify(&context, args),
         Command::Export(args) => maintain::export(&context, args),

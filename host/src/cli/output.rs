@@ -44,7 +44,15 @@ pub(crate) fn event_line(e: &Event) -> String {
             let sup = b["supersedes"].as_str().map(|id| format!(" (supersedes {id})")).unwrap_or_default();
             format!("decide {} = {}{sup}", s("key"), s("choice"))
         }
-        "retract" => format!("retract {}", s("key")),
+        "retract" => match b["status"].as_str() {
+            Some(status) => format!("retract {} ({status})", s("key")),
+            None => format!("retract {}", s("key")),
+        },
+        "propose" => {
+            format!("propose {} = {} ({})", s("key"), s("choice"), b["status"].as_str().unwrap_or("proposed"))
+        }
+        "accept" => format!("accept {}: proposal {}", s("key"), s("proposal")),
+        "reject" => format!("reject {}: proposal {}", s("key"), s("proposal")),
         "authority" => format!("authority → {} (epoch {})", s("holder"), b["epoch"]),
         other => other.to_owned(),
     };
