@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod adr;
 mod authority;
 mod checkpoints;
 mod cli;

@@ -90,6 +90,24 @@ pub(crate) fn run(context: &Context, args: AdrArgs) -> Result<u8, Error> {
     }
 }
 
+/// Every event of `space` by id: its kind and body.
+fn existing_bodies(
+    space: &crate::Space,
+) -> Result<std::collections::HashMap<String, (String, serde_json::Value)>, Error> {
+    let mut out = std::collections::HashMap::new();
+    let mut next = 1;
+    loop {
+        let page = space.events(next, 1000)?;
+        let Some(last) = page.last() else { break };
+        next = last.seq + 1;
+        for e in page {
+            let body = serde_json::from_str(&e.body).unwrap_or_default();
+            out.insert(e.id, (e.kind, body));
+        }
+    }
+    Ok(out)
+}
+
 fn import(context: &Context, args: ImportArgs) -> Result<u8, Error> {
     let (adrs, skipped) = adr::read_dir(&args.dir)?;
     if adrs.is_empty() {
@@ -102,11 +120,40 @@ fn import(context: &Context, args: ImportArgs) -> Result<u8, Error> {
     let log = context.open()?;
     let actor = super::append::actor(args.actor, &log)?;
     let plan = adr::plan(adrs, &actor, &args.key_prefix);
-    let mut created = vec![None; plan.intents.len()];
-    if !args.dry_run {
-        let appended = log.space(&args.space).append_batch(plan.intents.clone())?;
-        for (slot, a) in created.iter_mut().zip(&appended) {
-            *slot = Some(a.created);
+    let space = log.space(&args.space);
+    // A record already imported (by anyone: the actor is not compared) is
+    // not sent again, so importing the same directory twice is a no-op;
+    // one whose file changed since is refused, naming it.
+    let existing = existing_bodies(&space)?;
+    let mut fresh = Vec::new();
+    let mut created: Vec<Option<bool>> = Vec::with_capacity(plan.intents.len());
+    for intent in &plan.intents {
+        let id = intent.id.clone().unwrap_or_default();
+        match existing.get(&id) {
+            None => {
+                fresh.push(intent.clone());
+                created.push(None);
+            }
+            Some((kind, body)) => {
+                let mine: serde_json::Value = serde_json::from_str(&intent.body).unwrap_or_default();
+                if *kind != intent.kind || *body != mine {
+                    let file =
+                        plan.mapped.iter().find(|m| m.events.iter().any(|e| e.ends_with(&format!(" {id}"))));
+                    eprintln!(
+                        "dlog: {} changed since it was imported into space {:?}; change a decision through the log (supersede it), not its old file",
+                        file.map_or("a record", |m| m.file.as_str()),
+                        args.space
+                    );
+                    return Err(Error::IdConflict(id));
+                }
+                created.push(Some(false));
+            }
+        }
+    }
+    if !args.dry_run && !fresh.is_empty() {
+        let mut appended = space.append_batch(fresh)?.into_iter();
+        for slot in created.iter_mut().filter(|c| c.is_none()) {
+            *slot = appended.next().map(|a| a.created);
         }
     }
     let written = created.iter().filter(|c| **c == Some(true)).count();
@@ -142,7 +189,7 @@ fn import(context: &Context, args: ImportArgs) -> Result<u8, Error> {
         print(&format!("skipped {}: {}", s.file, s.reason))?;
     }
     let verb = if args.dry_run { "would append" } else { "appended" };
-    let count = if args.dry_run { plan.intents.len() } else { written };
+    let count = if args.dry_run { created.iter().filter(|c| c.is_none()).count() } else { written };
     print(&format!(
         "{} record(s), {} event(s); {verb} {count} to space {:?}{}",
         plan.mapped.len(),
