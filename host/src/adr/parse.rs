@@ -361,6 +361,14 @@ impl Adr {
                     continue;
                 }
                 "links" | "related decisions" | "related" => self.read_relations(&s.text, false),
+                // Some records put each option's pros and cons under a
+                // heading of the same level as "Pros and Cons of the Options".
+                _ if self.options.iter().any(|o| same_option(o, &s.heading)) => {
+                    let (pros, cons) = pros_and_cons(&s.text);
+                    let option = markdown::plain(&s.heading);
+                    self.cons.push((option.clone(), cons));
+                    self.pros.push((option, pros));
+                }
                 _ => {
                     let rest = self.read_fields(&s.text);
                     self.unmapped.push((s.heading.clone(), rest));
