@@ -1,3 +1,4 @@
+//! Richer records through the binary: the append flags of every kind,
 //! `dlog adr import`, `dlog adr export` and `dlog find` on ADR collections
 //! written for these tests (tests/fixtures/adr), through the real binary on
 //! a real repository, checked with the real `git`.
@@ -259,4 +260,104 @@ fn find_answers_each_filter_across_spaces_with_json() {
     let bad = repo.run(&["find", "--since", "yesterday"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--since \"yesterday\" is not a time"));
+}
+
+#[test]
+fn the_append_flags_build_every_record_kind_and_refuse_what_does_not_apply() {
+    let repo = Repo::new();
+    repo.ok(&[
+        "append",
+        "team",
+        "--key",
+        "db",
+        "--choice",
+        "pg",
+        "--why",
+        "mature",
+        "--title",
+        "Use PostgreSQL",
+        "--tag",
+        "storage",
+        "--decider",
+        "alice",
+        "--consulted",
+        "bob",
+        "--informed",
+        "ops",
+        "--context",
+        "We need SQL.",
+        "--consequences",
+        "Ops learns pg.",
+        "--link",
+        "refines=d-0",
+        "--link",
+        "https://e.x/rfc",
+        "--meta",
+        r#"{"b":1,"a":[2.50]}"#,
+        "--id",
+        "d-1",
+    ]);
+    repo.ok(&[
+        "append",
+        "team",
+        "--kind",
+        "propose",
+        "--key",
+        "db",
+        "--choice",
+        "mysql",
+        "--why",
+        "cheaper",
+        "--status",
+        "on hold",
+        "--supersedes",
+        "d-1",
+        "--id",
+        "p-1",
+    ]);
+    repo.ok(&["append", "team", "--kind", "accept", "--key", "db", "--proposal", "p-1", "--why", "agreed"]);
+    repo.ok(&[
+        "append",
+        "team",
+        "--kind",
+        "retract",
+        "--key",
+        "db",
+        "--why",
+        "gone",
+        "--status",
+        "deprecated",
+    ]);
+    let f = fold(&repo, "team");
+    let r = &f["retracted"]["db"];
+    assert_eq!(
+        (r["status"].as_str(), r["choice"].as_str(), r["decision"].as_str()),
+        (Some("deprecated"), Some("mysql"), Some("p-1"))
+    );
+    let first = &repo.json(&["show", "team", "db"])["history"][0];
+    assert_eq!(first["v"], 2);
+    assert_eq!(first["body"]["meta"], serde_json::json!({"a": [2.5], "b": 1}));
+    assert_eq!(
+        first["body"]["links"],
+        serde_json::json!([{"id": "d-0", "rel": "refines"}, {"url": "https://e.x/rfc"}])
+    );
+    assert_eq!(first["body"]["deciders"], serde_json::json!(["alice"]));
+    for (args, want) in [
+        (vec!["--kind", "accept", "--key", "db"], "--proposal is required"),
+        (vec!["--kind", "reject", "--key", "db", "--proposal", "p"], "--why is required"),
+        (vec!["--kind", "retract", "--key", "db", "--why", "w", "--tag", "x"], "--tag do(es) not apply"),
+        (vec!["--key", "db", "--choice", "c", "--why", "w", "--status", "draft"], "use --kind propose"),
+        (vec!["--key", "db", "--choice", "c", "--why", "w", "--meta", "{"], "--meta is not JSON"),
+        (vec!["--kind", "vote", "--key", "db"], "the flags build"),
+    ] {
+        let mut full = vec!["append", "team"];
+        full.extend(args.iter().copied());
+        let out = repo.run(&full);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(want),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -17,21 +17,26 @@ use crate::{Appended, Error, Intent};
 Examples:
   dlog append team --key db --choice postgres --why 'we know it well' --reject 'mongo=no joins'
   dlog append team --key db --choice sqlite --why 'smaller' --supersedes <EVENT-ID>
-  dlog append team --kind retract --key db --why 'no longer needed'
+  dlog append team --key db --choice pg --why 'mature' --title 'Use PostgreSQL' --tag storage --decider alice
+  dlog append team --kind propose --key queue --choice rabbitmq --why 'acks' --status draft --id p-queue
+  dlog append team --kind accept --key queue --proposal p-queue --why 'agreed in review'
+  dlog append team --kind reject --key queue --proposal p-queue --why 'not now'
+  dlog append team --kind retract --key db --why 'no longer needed' --status deprecated
   echo '{\"kind\":\"decide\",\"body\":{\"key\":\"db\",\"choice\":\"pg\",\"rationale\":\"r\"}}' | dlog append team --intent -
 
 A JSON intent is {id?, actor?, kind, body, expect_seq?}. A file of several
-intents, one per line (JSON Lines), is appended as one batch: all or nothing.")]
+intents, one per line (JSON Lines), is appended as one batch: all or nothing.
+The bodies of every kind are listed in ARCHITECTURE.md (section Events).")]
 pub(crate) struct AppendArgs {
     /// The space to append to.
     space: String,
-    /// `decide` or `retract`.
+    /// `decide`, `propose`, `accept`, `reject` or `retract`.
     #[arg(long, default_value = "decide")]
     kind: String,
     /// The decision key.
     #[arg(long)]
     key: Option<String>,
-    /// What was chosen (decide).
+    /// What was chosen (decide, propose).
     #[arg(long)]
     choice: Option<String>,
     /// Why: the rationale.
@@ -43,6 +48,41 @@ pub(crate) struct AppendArgs {
     /// The event id of the decision in force this one replaces.
     #[arg(long, value_name = "EVENT-ID")]
     supersedes: Option<String>,
+    /// A one-line title (decide, propose).
+    #[arg(long)]
+    title: Option<String>,
+    /// The problem the decision answers (decide, propose).
+    #[arg(long)]
+    context: Option<String>,
+    /// What follows from it (decide, propose).
+    #[arg(long)]
+    consequences: Option<String>,
+    /// A tag, one word (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Who made the decision (repeatable).
+    #[arg(long = "decider", value_name = "NAME")]
+    deciders: Vec<String>,
+    /// Who was consulted (repeatable).
+    #[arg(long = "consulted", value_name = "NAME")]
+    consulted: Vec<String>,
+    /// Who was informed (repeatable).
+    #[arg(long = "informed", value_name = "NAME")]
+    informed: Vec<String>,
+    /// A link: a URL, or another decision's event id, optionally `REL=` first
+    /// (`refines=d-12`, `https://…`) (repeatable).
+    #[arg(long = "link", value_name = "[REL=]URL|ID")]
+    links: Vec<String>,
+    /// Anything else, as JSON (stored in RFC 8785 canonical form).
+    #[arg(long, value_name = "JSON")]
+    meta: Option<String>,
+    /// A proposal's status (`draft`, `proposed`, `on hold`…) or how a
+    /// retraction withdraws (`deprecated`).
+    #[arg(long)]
+    status: Option<String>,
+    /// The proposal's event id (accept, reject).
+    #[arg(long, value_name = "EVENT-ID")]
+    proposal: Option<String>,
     /// Who decides [default: $DLOG_ACTOR, git's user.name, or $USER].
     #[arg(long)]
     actor: Option<String>,
@@ -53,7 +93,7 @@ pub(crate) struct AppendArgs {
     #[arg(long, value_name = "SEQ")]
     expect_seq: Option<u64>,
     /// Read the intent as JSON from FILE (or - for stdin) instead of the flags.
-    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["key", "choice", "why", "reject", "supersedes", "kind"])]
+    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["key", "choice", "why", "reject", "supersedes", "kind", "title", "context", "consequences", "tags", "deciders", "consulted", "informed", "links", "meta", "status", "proposal"])]
     intent: Option<PathBuf>,
     /// With a file of several intents: append each on its own (stopping at
     /// the first failure) instead of as one all-or-nothing batch.
@@ -85,14 +125,59 @@ pub(crate) fn actor(flag: Option<String>, log: &crate::Log) -> Result<String, Er
     })
 }
 
+/// Flags that only a `decide` or a `propose` takes, by name, if given.
+fn record_flags(args: &AppendArgs) -> Vec<&'static str> {
+    let mut given = Vec::new();
+    for (name, set) in [
+        ("--choice", args.choice.is_some()),
+        ("--reject", !args.reject.is_empty()),
+        ("--title", args.title.is_some()),
+        ("--context", args.context.is_some()),
+        ("--consequences", args.consequences.is_some()),
+        ("--tag", !args.tags.is_empty()),
+        ("--decider", !args.deciders.is_empty()),
+        ("--consulted", !args.consulted.is_empty()),
+        ("--informed", !args.informed.is_empty()),
+        ("--link", !args.links.is_empty()),
+        ("--meta", args.meta.is_some()),
+    ] {
+        if set {
+            given.push(name);
+        }
+    }
+    given
+}
+
+/// A `--link`: `[REL=]TARGET`, a URL when TARGET has a scheme, else an event id.
+fn link(text: &str) -> Value {
+    let (rel, target) = match text.split_once('=') {
+        Some((rel, target)) if !rel.contains(':') => (Some(rel), target),
+        _ => (None, text),
+    };
+    let is_url = target.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let mut v = if is_url { json!({"url": target}) } else { json!({"id": target}) };
+    if let Some(rel) = rel {
+        v["rel"] = rel.into();
+    }
+    v
+}
+
 fn from_flags(args: &AppendArgs, actor: String) -> Result<Intent, Error> {
+    let kind = args.kind.as_str();
     let need = |v: &Option<String>, flag: &str| {
-        v.clone().ok_or_else(|| Error::Invalid(format!("--{flag} is required for --kind {}", args.kind)))
+        v.clone().ok_or_else(|| Error::Invalid(format!("--{flag} is required for --kind {kind}")))
+    };
+    let refuse = |flags: Vec<&str>| match flags.as_slice() {
+        [] => Ok(()),
+        some => Err(Error::Invalid(format!("{} do(es) not apply to --kind {kind}", some.join(", ")))),
     };
     let mut body = serde_json::Map::new();
     body.insert("key".into(), need(&args.key, "key")?.into());
-    match args.kind.as_str() {
-        "decide" => {
+    match kind {
+        "decide" | "propose" => {
             body.insert("choice".into(), need(&args.choice, "choice")?.into());
             body.insert("rationale".into(), need(&args.why, "why")?.into());
             if !args.reject.is_empty() {
@@ -106,16 +191,72 @@ fn from_flags(args: &AppendArgs, actor: String) -> Result<Intent, Error> {
                     .collect::<Result<Vec<Value>, Error>>()?;
                 body.insert("rejected".into(), rejected.into());
             }
+            for (name, value) in
+                [("title", &args.title), ("context", &args.context), ("consequences", &args.consequences)]
+            {
+                if let Some(v) = value {
+                    body.insert(name.into(), v.clone().into());
+                }
+            }
+            for (name, list) in [
+                ("tags", &args.tags),
+                ("deciders", &args.deciders),
+                ("consulted", &args.consulted),
+                ("informed", &args.informed),
+            ] {
+                if !list.is_empty() {
+                    body.insert(name.into(), json!(list));
+                }
+            }
+            if !args.links.is_empty() {
+                body.insert("links".into(), args.links.iter().map(|l| link(l)).collect::<Vec<_>>().into());
+            }
+            if let Some(meta) = &args.meta {
+                let v: Value = serde_json::from_str(meta)
+                    .map_err(|e| Error::Invalid(format!("--meta is not JSON: {e}")))?;
+                body.insert("meta".into(), v);
+            }
+            if kind == "propose" {
+                if let Some(status) = &args.status {
+                    body.insert("status".into(), status.clone().into());
+                }
+            } else if args.status.is_some() {
+                return Err(Error::Invalid(
+                    "--status does not apply to --kind decide (a decision is in force; use --kind propose)"
+                        .into(),
+                ));
+            }
+            if args.proposal.is_some() {
+                return Err(Error::Invalid(format!("--proposal does not apply to --kind {kind}")));
+            }
         }
         "retract" => {
             body.insert("rationale".into(), need(&args.why, "why")?.into());
-            if args.choice.is_some() || !args.reject.is_empty() {
-                return Err(Error::Invalid("--choice and --reject do not apply to --kind retract".into()));
+            refuse(record_flags(args))?;
+            if let Some(status) = &args.status {
+                body.insert("status".into(), status.clone().into());
+            }
+        }
+        "accept" | "reject" => {
+            body.insert("proposal".into(), need(&args.proposal, "proposal")?.into());
+            match (kind, &args.why) {
+                ("reject", None) => return Err(Error::Invalid("--why is required for --kind reject".into())),
+                (_, Some(why)) => {
+                    body.insert("rationale".into(), why.clone().into());
+                }
+                _ => {}
+            }
+            refuse(record_flags(args))?;
+            if args.status.is_some() {
+                return Err(Error::Invalid(format!("--status does not apply to --kind {kind}")));
+            }
+            if kind == "reject" && args.supersedes.is_some() {
+                return Err(Error::Invalid("--supersedes does not apply to --kind reject".into()));
             }
         }
         other => {
             return Err(Error::Invalid(format!(
-                "--kind {other:?}: the flags build \"decide\" or \"retract\" intents; use --intent for others"
+                "--kind {other:?}: the flags build \"decide\", \"propose\", \"accept\", \"reject\" or \"retract\" intents; use --intent for others"
             )));
         }
     }
