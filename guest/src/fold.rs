@@ -135,6 +135,9 @@ pub struct Counts {
     pub reject: u64,
 }
 
+/// A key with its decision, retraction and proposals, as they were.
+type KeyEntry = (String, Option<Decision>, Option<Retraction>, Option<BTreeMap<String, Proposal>>);
+
 /// What one [`State::apply_undoable`] changed, so that a draft whose commit
 /// fails can be taken back out of the state in O(events) instead of cloning
 /// the whole state up front (which made every append O(state)).
@@ -142,7 +145,7 @@ pub struct Counts {
 pub struct Undo {
     /// The key the event touched, with its decision, retraction and
     /// proposals before.
-    entry: Option<(String, Option<Decision>, Option<Retraction>, Option<BTreeMap<String, Proposal>>)>,
+    entry: Option<KeyEntry>,
     authority: Option<Authority>,
     seq: u64,
     head: Option<String>,

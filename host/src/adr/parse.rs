@@ -57,8 +57,9 @@ pub struct Adr {
     pub options: Vec<String>,
     /// Each option's cons ("Bad, because …"), by option.
     pub cons: Vec<(String, Vec<String>)>,
-    /// Each option's pros and neutral points, by option (kept in `meta`).
-    pub pros: Vec<(String, Vec<String>)>,
+    /// Each option's whole "pros and cons" text, by option (kept in
+    /// `meta`: pros, neutral points, examples — all of it).
+    pub option_text: Vec<(String, String)>,
     /// Consequences.
     pub consequences: Option<String>,
     /// Links to other records and URLs.
@@ -184,9 +185,9 @@ fn chosen_option(text: &str) -> Option<(String, Option<String>)> {
     (!choice.is_empty()).then_some((choice, rationale))
 }
 
-/// Cons and pros of one option's subsection.
-fn pros_and_cons(text: &str) -> (Vec<String>, Vec<String>) {
-    let (mut pros, mut cons) = (Vec::new(), Vec::new());
+/// The cons of one option's subsection ("Bad, because …" and the like).
+fn cons(text: &str) -> Vec<String> {
+    let mut cons = Vec::new();
     for item in markdown::list_items(text) {
         let lower = item.to_lowercase();
         let strip = |prefixes: &[&str]| {
@@ -194,11 +195,9 @@ fn pros_and_cons(text: &str) -> (Vec<String>, Vec<String>) {
         };
         if let Some(con) = strip(&["bad, because", "bad because", "bad:", "con:", "cons:", "❌"]) {
             cons.push(con);
-        } else {
-            pros.push(item);
         }
     }
-    (pros, cons)
+    cons
 }
 
 impl Adr {
@@ -340,13 +339,20 @@ impl Adr {
                 }
                 "considered options" | "options" | "considered alternatives" | "alternatives" => {
                     self.options = markdown::list_items(&s.text).iter().map(|o| markdown::plain(o)).collect();
+                    // Descriptions beside the list are kept as written.
+                    if s.text.lines().any(|l| {
+                        !l.trim().is_empty()
+                            && !l.starts_with([' ', '\t', '*', '-', '+'])
+                            && !l.trim_start().starts_with(|c: char| c.is_ascii_digit())
+                    }) {
+                        self.unmapped.push((s.heading.clone(), s.text.clone()));
+                    }
                 }
                 "pros and cons of the options" | "pros and cons" => {
                     for child in &children {
-                        let (pros, cons) = pros_and_cons(&child.text);
                         let option = markdown::plain(&child.heading);
-                        self.cons.push((option.clone(), cons));
-                        self.pros.push((option, pros));
+                        self.cons.push((option.clone(), cons(&child.text)));
+                        self.option_text.push((option, child.text.clone()));
                     }
                     i += 1 + children.len();
                     continue;
@@ -360,14 +366,17 @@ impl Adr {
                     i += 1 + children.len();
                     continue;
                 }
-                "links" | "related decisions" | "related" => self.read_relations(&s.text, false),
+                "links" | "related decisions" | "related" => {
+                    self.read_relations(&s.text, false);
+                    // The links become `links`; the section is kept as written.
+                    self.unmapped.push((s.heading.clone(), s.text.clone()));
+                }
                 // Some records put each option's pros and cons under a
                 // heading of the same level as "Pros and Cons of the Options".
                 _ if self.options.iter().any(|o| same_option(o, &s.heading)) => {
-                    let (pros, cons) = pros_and_cons(&s.text);
                     let option = markdown::plain(&s.heading);
-                    self.cons.push((option.clone(), cons));
-                    self.pros.push((option, pros));
+                    self.cons.push((option.clone(), cons(&s.text)));
+                    self.option_text.push((option, s.text.clone()));
                 }
                 _ => {
                     let rest = self.read_fields(&s.text);
@@ -390,9 +399,19 @@ impl Adr {
             self.status = rest.lines().map(markdown::plain).find(|l| !l.is_empty());
         }
         self.read_relations(text, true);
+        // More than the status line (notes, links): kept as written too.
+        if rest.lines().filter(|l| !l.trim().is_empty()).count() > 1 {
+            self.unmapped.push(("Status".into(), rest));
+        }
     }
 
     fn read_outcome(&mut self, section: &Section, children: &[&Section]) {
+        let at = section.text.to_lowercase().find("chosen option").unwrap_or(0);
+        let before = section.text[..at].trim();
+        if !before.is_empty() {
+            self.unmapped
+                .push((format!("{} (before the chosen option)", section.heading), before.to_owned()));
+        }
         match chosen_option(&section.text) {
             Some((choice, rationale)) => {
                 self.choice = Some(choice);

@@ -88,7 +88,7 @@ fn status_class(adr: &Adr) -> (String, &'static str) {
     let raw = adr.status.as_deref().unwrap_or("accepted");
     let word = raw
         .to_lowercase()
-        .split(|c: char| matches!(c, '(' | ',' | ';' | '[' | '.' | ':') || c == '\n')
+        .split(['(', ',', ';', '[', '.', ':', '\n'])
         .next()
         .unwrap_or("")
         .trim()
@@ -222,10 +222,8 @@ pub fn plan(mut adrs: Vec<Adr>, actor: &str, prefix: &str) -> Plan {
         };
         let key = keys[i].clone();
         let supersedes = primary.filter(|p| keys[*p] == key).map(|p| ids[p].clone());
-        for p in preds[i].iter().filter(|p| !live.contains(p) || Some(**p) != primary) {
-            if !live.contains(p) {
-                notes.push(format!("supersedes {}, which is not in force; kept as a link", adrs[*p].file));
-            }
+        for p in preds[i].iter().filter(|p| !live.contains(p)) {
+            notes.push(format!("supersedes {}, which is not in force; kept as a link", adrs[*p].file));
         }
         let mut events = Vec::new();
         for &p in live.iter().skip(1) {
@@ -235,7 +233,7 @@ pub fn plan(mut adrs: Vec<Adr>, actor: &str, prefix: &str) -> Plan {
             push(&mut plan, id, "retract", body);
             in_force.remove(&keys[p]);
         }
-        let (body, kept) = record_body(adr, &key, supersedes.as_deref(), &adrs, &ids, &resolve, &mut notes);
+        let (body, kept) = record_body(adr, &key, supersedes.as_deref(), &ids, &resolve, &mut notes);
         let id = ids[i].clone();
         match class {
             "proposal" | "rejected" => {
@@ -345,7 +343,6 @@ fn record_body(
     adr: &Adr,
     key: &str,
     supersedes: Option<&str>,
-    adrs: &[Adr],
     ids: &[String],
     resolve: &dyn Fn(&str) -> Option<usize>,
     notes: &mut Vec<String>,
@@ -453,11 +450,15 @@ fn record_body(
             if !sections.is_empty() {
                 m.insert("sections".into(), Value::Array(sections));
             }
-            let pros: Map<String, Value> =
-                adr.pros.iter().filter(|(_, p)| !p.is_empty()).map(|(o, p)| (o.clone(), json!(p))).collect();
-            if !pros.is_empty() {
-                kept.push("pros of the options".into());
-                m.insert("pros".into(), Value::Object(pros));
+            let options: Map<String, Value> = adr
+                .option_text
+                .iter()
+                .filter(|(_, t)| !t.trim().is_empty())
+                .map(|(o, t)| (o.clone(), t.clone().into()))
+                .collect();
+            if !options.is_empty() {
+                kept.push("pros and cons of the options".into());
+                m.insert("options".into(), Value::Object(options));
             }
             let unresolved: Vec<Value> = adr
                 .relations
@@ -468,7 +469,6 @@ fn record_body(
             if !unresolved.is_empty() {
                 m.insert("unresolved_links".into(), Value::Array(unresolved));
             }
-            let _ = adrs;
             Some(json!({"adr": m}))
         }
     };

@@ -89,7 +89,7 @@ enum Command {
     /// Create a repository for decision logs.
     Init(maintain::InitArgs),
     /// Append a decision (or a retraction) to a space.
-    Append(append::AppendArgs),
+    Append(Box<append::AppendArgs>),
     /// List a space's events, oldest first; --follow tails new ones.
     Events(read::EventsArgs),
     /// Fold a space (or several: --overlay / --union) into its current decisions.
@@ -188,7 +188,7 @@ pub fn run() -> ExitCode {
     };
     let result = match cli.command {
         Command::Init(args) => maintain::init(&context, args),
-        Command::Append(args) => append::run(&context, args),
+        Command::Append(args) => append::run(&context, *args),
         Command::Events(args) => read::events(&context, args),
         Command::Fold(args) => read::fold(&context, args),
         Command::Show(args) => read::show(&context, args),
