@@ -361,3 +361,48 @@ fn the_append_flags_build_every_record_kind_and_refuse_what_does_not_apply() {
         );
     }
 }
+
+#[test]
+fn odd_file_names_missing_titles_and_number_only_supersede_chains_are_imported() {
+    let repo = Repo::new();
+    let report = repo.ok(&["adr", "import", "odd", &fixtures("odd")]);
+    for skipped in
+        ["_sidebar.md: hidden or partial", ".hidden.md: hidden or partial", "notes.txt: not a Markdown file"]
+    {
+        assert!(report.contains(&format!("skipped {skipped}")), "{skipped}: {report}");
+    }
+    let f = fold(&repo, "odd");
+    let untitled = &f["decisions"]["decision without title"];
+    assert_eq!(untitled["title"], "decision without title");
+    assert_eq!(untitled["choice"], "Keep the defaults.");
+    assert_eq!(untitled["id"], "adr:decision_without_title");
+    let unicode = &f["decisions"]["0010_Ünïcode names & spaces"];
+    assert_eq!(unicode["choice"], "Allow them");
+    assert_eq!(unicode["id"], "adr:0010_%C3%9Cn%C3%AFcode_names_&_spaces");
+    // 11 ← 12 ← 13, written as "Superseded by ADR-0012" without links: one key, three revisions.
+    let cache = &f["decisions"]["0011-cache-in-process"];
+    assert_eq!((cache["id"].as_str(), cache["revision"].as_u64()), (Some("adr:0013-no-cache"), Some(3)));
+    let history = repo.json(&["show", "odd", "0011-cache-in-process"])["history"].clone();
+    let supersedes: Vec<&str> =
+        history.as_array().unwrap().iter().map(|e| e["body"]["supersedes"].as_str().unwrap_or("-")).collect();
+    assert_eq!(supersedes, ["-", "adr:0011-cache-in-process", "adr:0012-cache-in-redis"]);
+    assert_eq!(f["decisions"].as_object().unwrap().len(), 3);
+}
+
+#[test]
+fn an_event_of_a_newer_format_is_refused_naming_the_version_it_needs() {
+    let repo = Repo::new();
+    let event = r#"{"actor":"a","at_ms":1,"body":{"key":"k","choice":"c","rationale":"r"},"epoch":1,"id":"i","kind":"decide","seq":1,"space":"s","v":3}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("newer.jsonl");
+    std::fs::write(&file, format!("{event}\n")).unwrap();
+    let out = repo.run(&["import", "s", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("event format v3 is not supported") && err.contains("upgrade to one that reads v3"),
+        "{err}"
+    );
+    assert!(repo.run(&["events", "s"]).status.success());
+    assert_eq!(fold(&repo, "s")["seq"], 0, "nothing was written");
+}

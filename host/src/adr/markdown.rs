@@ -198,6 +198,10 @@ pub(crate) fn field_line(line: &str) -> Option<(String, String)> {
         return None;
     }
     let value = value.trim().trim_start_matches(['*', '_']).trim();
+    // `see https://…` is prose with a URL in it, not a field.
+    if value.starts_with("//") {
+        return None;
+    }
     Some((key.to_lowercase(), value.to_owned()))
 }
 

@@ -175,7 +175,7 @@ fn chosen_option(text: &str) -> Option<(String, Option<String>)> {
             ["because", "\n"].iter().filter_map(|m| rest.to_lowercase().find(m)).min().unwrap_or(rest.len());
         (&rest[..end], &rest[end..])
     };
-    let choice = markdown::plain(choice.trim().trim_end_matches(',').trim());
+    let choice = markdown::plain(choice.trim().trim_end_matches(',').trim().trim_end_matches(['*', '_']));
     let after = after.trim_start_matches([',', ' ', '*', '_']);
     let rationale = after
         .strip_prefix("because")

@@ -86,13 +86,8 @@ pub fn record_id(stem: &str) -> String {
 
 fn status_class(adr: &Adr) -> (String, &'static str) {
     let raw = adr.status.as_deref().unwrap_or("accepted");
-    let word = raw
-        .to_lowercase()
-        .split(['(', ',', ';', '[', '.', ':', '\n'])
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned();
+    let word =
+        raw.to_lowercase().split(['(', ',', ';', '[', '.', ':', '\n']).next().unwrap_or("").trim().to_owned();
     let word = word.strip_suffix(" by").map(str::to_owned).unwrap_or(word);
     let word = match word.find(" by ") {
         Some(i) => word[..i].to_owned(),
