@@ -194,10 +194,10 @@ test('a stale supersedes is a tool error naming the decision in force', async ()
   assert.match(stale.content[0].text, /in force: d2 = "sqlite"/);
   assert.match(s.advice, /show/);
 
-  // Deciding a key anew while another decision is in force is the same conflict.
-  const anew = await call(client, 'decide', { space: 'team', key: 'db', choice: 'mysql', rationale: 'r' });
-  assert.equal(anew.structuredContent.error, 'decision-conflict');
-  assert.equal(anew.structuredContent.in_force.id, 'd2');
+  // A retraction naming a stale decision is refused the same way.
+  const retract = await call(client, 'retract', { space: 'team', key: 'db', rationale: 'r', supersedes: 'd1' });
+  assert.equal(retract.structuredContent.error, 'decision-conflict');
+  assert.equal(retract.structuredContent.in_force.id, 'd2');
 
   const head = await call(client, 'decide', { space: 'team', key: 'x', choice: 'y', rationale: 'z', expect_seq: 7 });
   assert.equal(head.structuredContent.error, 'head-conflict');

@@ -131,46 +131,51 @@ impl DecisionLogServer {
     /// spaces (`notifications/resources/list_changed`). Started for each
     /// connection once it is initialized.
     pub(crate) async fn watch(self, peer: Peer<RoleServer>) {
+        // Spaces are listed at once, so a space that appears after the
+        // client connected is reported even if it appears within a poll.
         let mut polls: u32 = 0;
-        loop {
+        while !peer.is_transport_closed() {
+            self.poll(&peer, polls % SPACES_EVERY == 0).await;
+            polls = polls.wrapping_add(1);
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
                 () = self.watch.wake.notified() => {}
             }
-            if peer.is_transport_closed() {
+        }
+    }
+
+    /// One look: the heads of the subscribed spaces, and with `list` the
+    /// spaces; tell `peer` what changed.
+    async fn poll(&self, peer: &Peer<RoleServer>, list: bool) {
+        let subscribed: Vec<String> = self.watch.seen().subscribed.keys().cloned().collect();
+        if subscribed.is_empty() && !list {
+            return;
+        }
+        let read = self
+            .blocking(move |log| {
+                let mut heads = Vec::new();
+                for space in subscribed {
+                    let head = log.space(&space).head().map_err(|e| (e, None))?;
+                    heads.push((space, head.map(|h| h.commit)));
+                }
+                let spaces = if list { Some(log.spaces().map_err(|e| (e, None))?) } else { None };
+                Ok((heads, spaces))
+            })
+            .await;
+        let (heads, spaces) = match read {
+            Ok(read) => read,
+            Err((e, _)) => {
+                eprintln!("dlog mcp: watching for changes: {e}");
                 return;
             }
-            polls = polls.wrapping_add(1);
-            let subscribed: Vec<String> = self.watch.seen().subscribed.keys().cloned().collect();
-            let list = polls % SPACES_EVERY == 0;
-            if subscribed.is_empty() && !list {
-                continue;
-            }
-            let read = self
-                .blocking(move |log| {
-                    let mut heads = Vec::new();
-                    for space in subscribed {
-                        let head = log.space(&space).head().map_err(|e| (e, None))?;
-                        heads.push((space, head.map(|h| h.commit)));
-                    }
-                    let spaces = if list { Some(log.spaces().map_err(|e| (e, None))?) } else { None };
-                    Ok((heads, spaces))
-                })
-                .await;
-            let (heads, spaces) = match read {
-                Ok(read) => read,
-                Err((e, _)) => {
-                    eprintln!("dlog mcp: watching for changes: {e}");
-                    continue;
-                }
-            };
-            let (updated, list_changed) = self.compare(heads, spaces);
-            for space in updated {
-                let _ = peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri(&space))).await;
-            }
-            if list_changed {
-                let _ = peer.notify_resource_list_changed().await;
-            }
+        };
+        let (updated, list_changed) = self.compare(heads, spaces);
+        // A client that went away is noticed by the loop; nothing to do here.
+        for space in updated {
+            let _ = peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri(&space))).await;
+        }
+        if list_changed {
+            let _ = peer.notify_resource_list_changed().await;
         }
     }
 

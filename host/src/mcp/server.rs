@@ -24,11 +24,12 @@ decision-log: a shared, append-only log of decisions (what was chosen, why, what
 kept per space in one total order that every agent and person sees alike. Use it as shared memory: \
 before deciding something, read what is in force (fold, or show for one key); record each decision \
 you make with decide (key, choice, rationale, rejected options). One decision per key is in force: \
-to change it, call decide with supersedes = the id of the decision in force. A decision-conflict \
-error means someone else decided meanwhile: its structured content shows the decision in force; read \
-it with show and decide whether to supersede it. Always pass an id you keep for the decision, and \
-reuse it when you retry: a resend returns the original event (created=false), never a duplicate. \
-Resources dlog://spaces/{space} hold each space's fold; subscribe to be told when a space changes.";
+to change it, call decide with supersedes = the id of the decision in force you read, so the change \
+fails instead of overwriting a decision someone made meanwhile. A decision-conflict error means \
+exactly that: its structured content shows the decision in force; read it with show and decide \
+whether to supersede it. Pass an id you keep for each decision and reuse it when you retry: a resend \
+returns the original event (created=false), never a duplicate. Resources dlog://spaces/{space} hold \
+each space's fold; subscribe to be told when a space changes.";
 
 /// A failure, with the space it happened in (to describe a conflict fully).
 pub(crate) type Failure = (Error, Option<Space>);

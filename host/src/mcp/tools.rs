@@ -83,7 +83,7 @@ pub(crate) struct DecideArgs {
     rationale: String,
     /// Alternatives considered and why each was not chosen.
     rejected: Option<Vec<Rejected>>,
-    /// The id of the decision in force for this key, when this one replaces it (read it with show). Required when the key already has a decision in force.
+    /// The id of the decision in force for this key, when this one replaces it (read it with show or fold). The append then succeeds only while that decision is still in force; otherwise it fails with a decision-conflict naming the decision in force.
     supersedes: Option<String>,
     /// Idempotency key (1-128 visible ASCII characters, no spaces). Reuse the same id when you retry: a resend returns the original event with created=false instead of appending twice. Default: a fresh UUIDv7.
     id: Option<String>,
@@ -361,7 +361,7 @@ impl DecisionLogServer {
     }
 
     #[tool(
-        description = "Record a decision: for `key` in `space`, what was chosen (`choice`), why (`rationale`) and what was rejected and why not (`rejected`). A key that has no decision in force is decided anew (no `supersedes`). A key that already has a decision in force must name it: set `supersedes` to that decision's id (read it with show or fold); otherwise, or if someone else changed it meanwhile, the call fails with a decision-conflict error whose structured content gives the decision now in force (in_force: id, choice, rationale) — read it, then decide whether to supersede it. Pass an `id` to make retries safe: resending the same id returns the original event with created=false.",
+        description = "Record a decision: for `key` in `space`, what was chosen (`choice`), why (`rationale`) and what was rejected and why not (`rejected`). Read the space first (fold, or show for the key). A key with no decision in force: decide without `supersedes`. To change a decision in force: set `supersedes` to its id; the append succeeds only if that decision is still the one in force, so you never overwrite a decision you have not read. If someone decided the key meanwhile, the call fails with a decision-conflict error whose structured content gives the decision now in force (in_force: id, choice, rationale): read it with show, then decide whether to supersede it. (Without `supersedes`, a decide replaces whatever is in force unchecked: do that only deliberately.) Pass an `id` to make retries safe: resending the same id returns the original event with created=false.",
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn decide(&self, Parameters(args): Parameters<Args<DecideArgs>>) -> CallToolResult {
