@@ -87,7 +87,8 @@ impl Watch {
 
 impl DecisionLogServer {
     pub(crate) async fn resources(&self) -> Result<ListResourcesResult, ErrorData> {
-        let spaces = self.blocking(|log| log.spaces().map_err(|e| (e, None))).await.map_err(|(e, _)| resource_error(&e))?;
+        let spaces =
+            self.blocking(|log| log.spaces()).await.and_then(|r| r).map_err(|e| resource_error(&e))?;
         let resources = spaces
             .iter()
             .map(|space| {
@@ -102,8 +103,8 @@ impl DecisionLogServer {
 
     pub(crate) async fn read_space(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
         let space = space_of(uri)?.to_owned();
-        let fold = self.blocking(move |log| log.space(&space).fold().map_err(|e| (e, None))).await;
-        let text = fold.map_err(|(e, _)| resource_error(&e))?;
+        let fold = self.blocking(move |log| log.space(&space).fold()).await.and_then(|r| r);
+        let text = fold.map_err(|e| resource_error(&e))?;
         Ok(ReadResourceResult::new(vec![ResourceContents::text(text, uri).with_mime_type(JSON)]))
     }
 
@@ -112,9 +113,10 @@ impl DecisionLogServer {
         let name = space.clone();
         // The head now is the baseline: a change after this call is reported.
         let head = self
-            .blocking(move |log| log.space(&name).head().map_err(|e| (e, None)))
+            .blocking(move |log| log.space(&name).head())
             .await
-            .map_err(|(e, _)| resource_error(&e))?;
+            .and_then(|r| r)
+            .map_err(|e| resource_error(&e))?;
         self.watch.seen().subscribed.insert(space, head.map(|h| h.commit));
         self.watch.wake();
         Ok(())
@@ -135,7 +137,7 @@ impl DecisionLogServer {
         // client connected is reported even if it appears within a poll.
         let mut polls: u32 = 0;
         while !peer.is_transport_closed() {
-            self.poll(&peer, polls % SPACES_EVERY == 0).await;
+            self.poll(&peer, polls.is_multiple_of(SPACES_EVERY)).await;
             polls = polls.wrapping_add(1);
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
@@ -155,16 +157,17 @@ impl DecisionLogServer {
             .blocking(move |log| {
                 let mut heads = Vec::new();
                 for space in subscribed {
-                    let head = log.space(&space).head().map_err(|e| (e, None))?;
+                    let head = log.space(&space).head()?;
                     heads.push((space, head.map(|h| h.commit)));
                 }
-                let spaces = if list { Some(log.spaces().map_err(|e| (e, None))?) } else { None };
-                Ok((heads, spaces))
+                let spaces = if list { Some(log.spaces()?) } else { None };
+                Ok::<_, Error>((heads, spaces))
             })
-            .await;
+            .await
+            .and_then(|r| r);
         let (heads, spaces) = match read {
             Ok(read) => read,
-            Err((e, _)) => {
+            Err(e) => {
                 eprintln!("dlog mcp: watching for changes: {e}");
                 return;
             }

@@ -8,15 +8,16 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use super::resources::Watch;
-use crate::{Error, Log, Space};
+use crate::{Error, Log};
 
 /// What an agent is told when it connects.
 pub const INSTRUCTIONS: &str = "\
@@ -30,9 +31,6 @@ exactly that: its structured content shows the decision in force; read it with s
 whether to supersede it. Pass an id you keep for each decision and reuse it when you retry: a resend \
 returns the original event (created=false), never a duplicate. Resources dlog://spaces/{space} hold \
 each space's fold; subscribe to be told when a space changes.";
-
-/// A failure, with the space it happened in (to describe a conflict fully).
-pub(crate) type Failure = (Error, Option<Space>);
 
 /// The decision log as an MCP server: tools, resources and subscriptions
 /// over one [`Log`], opened with the lease protocol like every `dlog`
@@ -48,7 +46,10 @@ pub struct DecisionLogServer {
 
 impl std::fmt::Debug for DecisionLogServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DecisionLogServer").field("log", &self.log).field("actor", &self.actor).finish_non_exhaustive()
+        f.debug_struct("DecisionLogServer")
+            .field("log", &self.log)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,13 +66,14 @@ impl DecisionLogServer {
     }
 
     /// Run `f` on the log on a blocking thread: guest calls block, and a
-    /// forwarded or one-shot append may wait for a lease.
+    /// forwarded or one-shot append may wait for a lease. Fails only if the
+    /// thread did (a panic): a bug.
     pub(crate) async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Log) -> Result<T, Failure> + Send + 'static,
-    ) -> Result<T, Failure> {
+        f: impl FnOnce(&Log) -> T + Send + 'static,
+    ) -> Result<T, Error> {
         let log = self.log.clone();
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let result = f(&log);
             // stdout is the protocol: warnings go to stderr, as the CLI's do.
             for warning in log.take_warnings() {
@@ -79,8 +81,8 @@ impl DecisionLogServer {
             }
             result
         })
-        .await;
-        result.unwrap_or_else(|e| Err((Error::Guest(format!("a log call failed: {e}")), None)))
+        .await
+        .map_err(|e| Error::Guest(format!("a log call failed: {e}")))
     }
 
     /// This server changed the log: look for changes now rather than at the next poll.

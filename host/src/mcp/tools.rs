@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::args::Args;
 use super::errors::tool_error;
 use super::server::DecisionLogServer;
-use crate::{Appended, Error, Event, Intent, Log, Position, Space};
+use crate::{Appended, Error, Event, Intent, Log, Position};
 
 /// Most events one `events` call returns.
 const MAX_EVENTS: u32 = 1000;
@@ -183,15 +183,22 @@ impl DecisionLogServer {
         let result = self
             .blocking(move |log| {
                 let space = log.space(&space);
-                space.append(intent).map_err(|e| (e, Some(space)))
+                match space.append(intent) {
+                    Ok(a) => (appended_result(&a), a.created),
+                    // Described here, on the blocking thread: a decision
+                    // conflict reads the decision in force back.
+                    Err(e) => (tool_error(&e, Some(&space)), false),
+                }
             })
             .await;
         match result {
-            Ok(a) => {
-                self.touched();
-                appended_result(&a)
+            Ok((result, created)) => {
+                if created {
+                    self.touched();
+                }
+                result
             }
-            Err((e, space)) => tool_error(&e, space.as_ref()),
+            Err(e) => tool_error(&e, None),
         }
     }
 
@@ -200,9 +207,9 @@ impl DecisionLogServer {
         &self,
         f: impl FnOnce(&Log) -> Result<CallToolResult, Error> + Send + 'static,
     ) -> CallToolResult {
-        self.blocking(move |log| f(log).map_err(|e| (e, None::<Space>)))
+        self.blocking(move |log| f(log).unwrap_or_else(|e| tool_error(&e, None)))
             .await
-            .unwrap_or_else(|(e, space)| tool_error(&e, space.as_ref()))
+            .unwrap_or_else(|e| tool_error(&e, None))
     }
 }
 
@@ -350,7 +357,13 @@ impl DecisionLogServer {
             let next = events.last().map_or(from, |e| e.seq + 1);
             let text = match (events.first(), events.last()) {
                 (Some(first), Some(last)) => {
-                    format!("{} events of {}: #{}..#{}; next from {next}", events.len(), args.space, first.seq, last.seq)
+                    format!(
+                        "{} events of {}: #{}..#{}; next from {next}",
+                        events.len(),
+                        args.space,
+                        first.seq,
+                        last.seq
+                    )
                 }
                 _ => format!("no events in {} from #{from}", args.space),
             };
@@ -362,7 +375,12 @@ impl DecisionLogServer {
 
     #[tool(
         description = "Record a decision: for `key` in `space`, what was chosen (`choice`), why (`rationale`) and what was rejected and why not (`rejected`). Read the space first (fold, or show for the key). A key with no decision in force: decide without `supersedes`. To change a decision in force: set `supersedes` to its id; the append succeeds only if that decision is still the one in force, so you never overwrite a decision you have not read. If someone decided the key meanwhile, the call fails with a decision-conflict error whose structured content gives the decision now in force (in_force: id, choice, rationale): read it with show, then decide whether to supersede it. (Without `supersedes`, a decide replaces whatever is in force unchecked: do that only deliberately.) Pass an `id` to make retries safe: resending the same id returns the original event with created=false.",
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn decide(&self, Parameters(args): Parameters<Args<DecideArgs>>) -> CallToolResult {
         let args = match args.0 {
@@ -380,13 +398,24 @@ impl DecisionLogServer {
         if let Some(s) = args.supersedes {
             body["supersedes"] = json!(s);
         }
-        let intent = Intent { id: args.id, actor, kind: "decide".into(), body: body.to_string(), expect_seq: args.expect_seq };
+        let intent = Intent {
+            id: args.id,
+            actor,
+            kind: "decide".into(),
+            body: body.to_string(),
+            expect_seq: args.expect_seq,
+        };
         self.append(args.space, intent).await
     }
 
     #[tool(
         description = "Withdraw the decision in force for `key` in `space`, with a `rationale`. Give `supersedes` (the id of the decision in force, from show) to make sure you withdraw the decision you read, not a newer one. Pass an `id` to make retries safe, as for decide.",
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn retract(&self, Parameters(args): Parameters<Args<RetractArgs>>) -> CallToolResult {
         let args = match args.0 {
@@ -401,7 +430,13 @@ impl DecisionLogServer {
         if let Some(s) = args.supersedes {
             body["supersedes"] = json!(s);
         }
-        let intent = Intent { id: args.id, actor, kind: "retract".into(), body: body.to_string(), expect_seq: args.expect_seq };
+        let intent = Intent {
+            id: args.id,
+            actor,
+            kind: "retract".into(),
+            body: body.to_string(),
+            expect_seq: args.expect_seq,
+        };
         self.append(args.space, intent).await
     }
 }
