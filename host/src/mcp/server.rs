@@ -60,6 +60,14 @@ impl DecisionLogServer {
         DecisionLogServer { log, actor, tools: DecisionLogServer::tools(), watch: Arc::new(Watch::default()) }
     }
 
+    /// A server for another connection over the same log: its own
+    /// subscriptions and watcher. (Clones share them: the watcher of a
+    /// connection is a clone.) A transport serving several connections
+    /// makes each one's handler with this.
+    pub fn new_session(&self) -> DecisionLogServer {
+        DecisionLogServer { watch: Arc::new(Watch::default()), ..self.clone() }
+    }
+
     /// The log served.
     pub fn log(&self) -> &Log {
         &self.log
@@ -175,5 +183,30 @@ impl ServerHandler for DecisionLogServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.unsubscribe_space(&request.uri)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_subscriptions_and_a_new_session_has_its_own() -> Result<(), Error> {
+        let server = DecisionLogServer::new(Log::in_memory()?, Some("agent".into()));
+        assert!(Arc::ptr_eq(&server.watch, &server.clone().watch));
+        let other = server.new_session();
+        assert!(!Arc::ptr_eq(&server.watch, &other.watch));
+        assert_eq!(other.actor.as_deref(), Some("agent"));
+        Ok(())
+    }
+
+    #[test]
+    fn the_server_offers_tools_and_subscribable_resources() -> Result<(), Error> {
+        let info = DecisionLogServer::new(Log::in_memory()?, None).get_info();
+        assert!(info.capabilities.tools.is_some());
+        let resources = info.capabilities.resources.unwrap_or_default();
+        assert_eq!((resources.subscribe, resources.list_changed), (Some(true), Some(true)));
+        assert_eq!(info.instructions.as_deref(), Some(INSTRUCTIONS));
+        Ok(())
     }
 }
