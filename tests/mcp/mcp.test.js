@@ -292,7 +292,7 @@ test('a subscriber is told when another process changes a space, and when a spac
   assert.equal(late, 0);
 });
 
-test('appends through dlog mcp are forwarded to the dlog serve holding the space', async () => {
+test('appends through dlog mcp are forwarded to the dlog serve holding the space', async (t) => {
   const repo = await newRepo();
   await dlog(repo, 'append', 'held', '--key', 'before', '--choice', 'c', '--why', 'r');
   const env = { ...process.env };
@@ -322,6 +322,15 @@ test('appends through dlog mcp are forwarded to the dlog serve holding the space
     assert.equal(fold.structuredContent.authority.epoch, serving.epoch);
     const [status] = await dlog(repo, 'lease', 'status', 'held');
     assert.match(JSON.stringify(status), /serve@/);
+
+    const forwarded = [];
+    for (let i = 0; i < 20; i++) {
+      const t0 = process.hrtime.bigint();
+      const f = await call(client, 'decide', { space: 'held', key: `k${i}`, choice: 'c', rationale: 'r' });
+      forwarded.push(ms(t0));
+      assert.equal(f.structuredContent.event.epoch, serving.epoch);
+    }
+    t.diagnostic(`decide forwarded to serve: p50 ${percentile(forwarded, 0.5).toFixed(1)} ms, p95 ${percentile(forwarded, 0.95).toFixed(1)} ms`);
   } finally {
     serve.kill('SIGTERM');
     await new Promise((r) => serve.once('exit', r));
