@@ -86,6 +86,9 @@ test('the tools are the CLI commands, with the intent JSON argument names and do
     ['actor', 'choice', 'expect_seq', 'id', 'key', 'rationale', 'rejected', 'space', 'supersedes'],
   );
   assert.equal(decide.additionalProperties, false);
+  // `rejected` is spelled out in place (no $ref), as the intent JSON has it.
+  assert.deepEqual(decide.properties.rejected.items.required, ['option', 'why']);
+  assert.ok(!JSON.stringify(decide).includes('$ref'));
   for (const [name, prop] of Object.entries(decide.properties)) assert.ok(prop.description, `decide.${name} is documented`);
   assert.deepEqual([...byName.retract.inputSchema.required].sort(), ['key', 'rationale', 'space']);
   assert.deepEqual([...byName.show.inputSchema.required].sort(), ['key', 'space']);

@@ -62,6 +62,8 @@ pub(crate) struct EventsArgs {
 /// An alternative that was not chosen.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// Inline, not a `$ref`: some agents' schema readers do not follow references.
+#[schemars(inline)]
 pub(crate) struct Rejected {
     /// The option considered.
     option: String,
