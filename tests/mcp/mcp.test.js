@@ -112,6 +112,8 @@ test('a decision is recorded, folded, shown, listed as an event and readable as 
   assert.equal(decided.structuredContent.event.seq, 1);
   assert.equal(decided.structuredContent.event.actor, 'alice');
   assert.match(decided.content[0].text, /appended platform #1 decide storage = git/);
+  // The same JSON as text too, for clients that show a model only `content`.
+  assert.deepEqual(JSON.parse(decided.content[1].text), decided.structuredContent);
 
   const fold = await call(client, 'fold', { space: 'platform' });
   assert.equal(fold.structuredContent.decisions.storage.choice, 'git');
@@ -195,6 +197,7 @@ test('a stale supersedes is a tool error naming the decision in force', async ()
   assert.equal(s.supersedes, 'd1');
   assert.deepEqual([s.in_force.id, s.in_force.choice, s.in_force.rationale], ['d2', 'sqlite', 'smaller']);
   assert.match(stale.content[0].text, /in force: d2 = "sqlite"/);
+  assert.deepEqual(JSON.parse(stale.content[1].text), s);
   assert.match(s.advice, /show/);
 
   // A retraction naming a stale decision is refused the same way.

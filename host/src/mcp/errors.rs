@@ -88,7 +88,7 @@ pub(crate) fn tool_error(e: &Error, space: Option<&Space>) -> CallToolResult {
     }
     text.push_str(". ");
     text.push_str(advice(e));
-    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    let mut result = CallToolResult::error(vec![ContentBlock::text(text), ContentBlock::text(v.to_string())]);
     result.structured_content = Some(v);
     result
 }

@@ -122,8 +122,12 @@ pub(crate) fn event_json(e: &Event) -> Value {
     v
 }
 
+/// A result: a short text, then the structured content again as JSON text,
+/// for clients that hand a model only the `content` blocks (the spec asks
+/// for the serialized JSON there too).
 fn ok(text: String, structured: Value) -> CallToolResult {
-    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    let mut result =
+        CallToolResult::success(vec![ContentBlock::text(text), ContentBlock::text(structured.to_string())]);
     result.structured_content = Some(structured);
     result
 }
