@@ -27,6 +27,8 @@
 //!
 //! The `cli` feature (on by default) adds the `dlog` command line; without
 //! it the crate has no argument parser, signal handling or time formatting.
+//! The `mcp` feature (part of `cli`) adds the `mcp` module, the Model Context Protocol
+//! server behind `dlog mcp`, and with it an async runtime.
 
 #[cfg(feature = "adr")]
 pub mod adr;
@@ -47,6 +49,8 @@ pub mod guard;
 mod imports;
 pub mod lease;
 mod log;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 mod query;
 mod route;
 pub mod runtime;

@@ -6,6 +6,7 @@ mod demo;
 mod find;
 mod lease;
 mod maintain;
+mod mcp;
 mod output;
 mod read;
 
@@ -58,6 +59,7 @@ Examples:
   dlog --repo decisions.git show team db
   dlog --repo decisions.git events team --follow
   dlog --repo decisions.git serve team            (then appends from other processes are forwarded)
+  dlog --repo decisions.git mcp                   (for an AI agent's MCP client: tools over stdio)
   dlog demo
 
 Exit codes: 0 ok, 1 unexpected failure, 2 usage or invalid input, 3 conflict,
@@ -122,6 +124,8 @@ enum Command {
     Lease(lease::LeaseArgs),
     /// Hold spaces' leases and append the intents other processes forward.
     Serve(lease::ServeArgs),
+    /// Serve the log to AI agents over the Model Context Protocol (stdio).
+    Mcp(mcp::McpArgs),
     /// Show what a crash left behind (locks and their owners, temporary files, bad objects), and fix it if asked.
     Doctor(maintain::DoctorArgs),
     /// Pack loose objects and merge packs, so reads stay fast (safe while dlog runs).
@@ -201,6 +205,7 @@ pub fn run() -> ExitCode {
         Command::Import(args) => maintain::import(&context, args),
         Command::Lease(args) => lease::lease(&context, args),
         Command::Serve(args) => lease::serve(&context, args),
+        Command::Mcp(args) => mcp::run(&context, args),
         Command::Doctor(args) => maintain::doctor(&context, args),
         Command::Gc(args) => maintain::gc(&context, args),
         Command::Component(args) => maintain::component(args),
