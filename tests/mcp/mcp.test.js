@@ -77,14 +77,23 @@ test('the tools are the CLI commands, with the intent JSON argument names and do
   assert.match(client.getInstructions(), /supersedes/);
   const { tools } = await client.listTools();
   const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
-  assert.deepEqual(Object.keys(byName).sort(), ['decide', 'events', 'fold', 'retract', 'show', 'spaces']);
+  assert.deepEqual(
+    Object.keys(byName).sort(),
+    ['accept', 'decide', 'events', 'fold', 'propose', 'reject', 'retract', 'search', 'show', 'spaces'],
+  );
 
   const decide = byName.decide.inputSchema;
   assert.deepEqual([...decide.required].sort(), ['choice', 'key', 'rationale', 'space']);
   assert.deepEqual(
     Object.keys(decide.properties).sort(),
-    ['actor', 'choice', 'expect_seq', 'id', 'key', 'rationale', 'rejected', 'space', 'supersedes'],
+    ['actor', 'choice', 'consequences', 'consulted', 'context', 'deciders', 'expect_seq', 'id', 'informed', 'key',
+      'links', 'meta', 'rationale', 'rejected', 'space', 'supersedes', 'tags', 'title'],
   );
+  assert.deepEqual([...byName.propose.inputSchema.required].sort(), ['choice', 'key', 'rationale', 'space']);
+  assert.ok('status' in byName.propose.inputSchema.properties);
+  assert.deepEqual([...byName.accept.inputSchema.required].sort(), ['key', 'proposal', 'space']);
+  assert.deepEqual(byName.search.inputSchema.required ?? [], []);
+  assert.equal(byName.search.annotations.readOnlyHint, true);
   assert.equal(decide.additionalProperties, false);
   // `rejected` is spelled out in place (no $ref), as the intent JSON has it.
   assert.deepEqual(decide.properties.rejected.items.required, ['option', 'why']);
@@ -208,6 +217,48 @@ test('a stale supersedes is a tool error naming the decision in force', async ()
   const head = await call(client, 'decide', { space: 'team', key: 'x', choice: 'y', rationale: 'z', expect_seq: 7 });
   assert.equal(head.structuredContent.error, 'head-conflict');
   assert.equal(head.structuredContent.head.seq, 2);
+});
+
+test('a proposal is not in force until accepted, a rejected one stays closed, and search finds records by tag, status and text', async () => {
+  const client = await agent(await newRepo(), 'alice');
+  const decided = await call(client, 'decide', {
+    space: 'team', key: 'queue', choice: 'cron', rationale: 'simple', id: 'q1', title: 'Run jobs from cron',
+    tags: ['jobs'], deciders: ['alice'], meta: { ticket: 42 },
+  });
+  assert.equal(decided.isError, false, JSON.stringify(decided));
+  assert.equal(decided.structuredContent.event.v, 2);
+  const proposed = await call(client, 'propose', {
+    space: 'team', key: 'queue', choice: 'rabbitmq', rationale: 'acks per consumer', supersedes: 'q1',
+    status: 'draft', tags: ['jobs', 'messaging'], id: 'p1',
+  });
+  assert.equal(proposed.isError, false, JSON.stringify(proposed));
+  let fold = (await call(client, 'fold', { space: 'team' })).structuredContent;
+  assert.equal(fold.decisions.queue.choice, 'cron', 'a proposal is not in force');
+  assert.equal(fold.proposals.queue.p1.status, 'draft');
+
+  const drafts = await call(client, 'search', { status: 'draft' });
+  assert.deepEqual(drafts.structuredContent.hits.map((h) => h.id), ['p1']);
+  const byTag = await call(client, 'search', { tags: ['messaging'], spaces: ['team'] });
+  assert.deepEqual(byTag.structuredContent.hits.map((h) => h.key), ['queue']);
+  const byText = await call(client, 'search', { text: 'ACKS consumer' });
+  assert.deepEqual(byText.structuredContent.hits.map((h) => h.id), ['p1']);
+
+  const accepted = await call(client, 'accept', { space: 'team', key: 'queue', proposal: 'p1', rationale: 'agreed', id: 'a1' });
+  assert.equal(accepted.isError, false, JSON.stringify(accepted));
+  fold = (await call(client, 'fold', { space: 'team' })).structuredContent;
+  assert.deepEqual([fold.decisions.queue.choice, fold.decisions.queue.id, fold.decisions.queue.accepted.id], ['rabbitmq', 'p1', 'a1']);
+
+  await call(client, 'propose', { space: 'team', key: 'queue', choice: 'kafka', rationale: 'scale', supersedes: 'p1', id: 'p2' });
+  const noWhy = await call(client, 'reject', { space: 'team', key: 'queue', proposal: 'p2' });
+  assert.equal(noWhy.isError, true);
+  assert.match(noWhy.content[0].text, /rationale/);
+  const rejected = await call(client, 'reject', { space: 'team', key: 'queue', proposal: 'p2', rationale: 'too big' });
+  assert.equal(rejected.isError, false, JSON.stringify(rejected));
+  const again = await call(client, 'accept', { space: 'team', key: 'queue', proposal: 'p2' });
+  assert.equal(again.isError, true);
+  assert.match(again.content[0].text, /was rejected/);
+  const hits = (await call(client, 'search', { status: 'rejected' })).structuredContent.hits;
+  assert.deepEqual(hits.map((h) => [h.id, h.record.rejection.rationale]), [['p2', 'too big']]);
 });
 
 test('invalid arguments and a missing actor are tool errors naming the argument', async () => {

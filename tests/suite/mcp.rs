@@ -59,7 +59,10 @@ fn dlog_mcp_speaks_json_rpc_on_stdio_and_answers_a_conflict_with_a_tool_error() 
     let mut names: Vec<&str> =
         tools["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["decide", "events", "fold", "retract", "show", "spaces"]);
+    assert_eq!(
+        names,
+        ["accept", "decide", "events", "fold", "propose", "reject", "retract", "search", "show", "spaces"]
+    );
 
     let decide = |id: u64, supersedes: Option<&str>| {
         let mut args = json!({"space": "team", "key": "db", "choice": "pg", "rationale": "r"});

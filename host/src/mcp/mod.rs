@@ -16,6 +16,7 @@
 
 mod args;
 mod errors;
+mod records;
 mod resources;
 mod server;
 mod tools;

@@ -66,9 +66,9 @@ pub(crate) struct EventsArgs {
 #[schemars(inline)]
 pub(crate) struct Rejected {
     /// The option considered.
-    option: String,
+    pub(super) option: String,
     /// Why it was not chosen.
-    why: String,
+    pub(super) why: String,
 }
 
 /// A decision to append.
@@ -93,6 +93,24 @@ pub(crate) struct DecideArgs {
     expect_seq: Option<u64>,
     /// Who decides (default: the server's DLOG_ACTOR).
     actor: Option<String>,
+    /// A one-line title (e.g. "Use PostgreSQL for persistence").
+    title: Option<String>,
+    /// The problem this decision answers.
+    context: Option<String>,
+    /// What follows from the decision, good and bad.
+    consequences: Option<String>,
+    /// Who made the decision (names, each once).
+    deciders: Option<Vec<String>>,
+    /// Who was consulted.
+    consulted: Option<Vec<String>>,
+    /// Who was informed.
+    informed: Option<Vec<String>>,
+    /// Tags, each one word (e.g. ["storage", "security"]); search filters on them.
+    tags: Option<Vec<String>>,
+    /// Links to other decisions or pages: each names exactly one of id (an event id), key (a decision key) or url.
+    links: Option<Vec<super::records::Link>>,
+    /// Anything else worth keeping, as any JSON value (stored in RFC 8785 canonical form).
+    meta: Option<Value>,
 }
 
 /// A retraction to append.
@@ -113,6 +131,8 @@ pub(crate) struct RetractArgs {
     expect_seq: Option<u64>,
     /// Who retracts (default: the server's DLOG_ACTOR).
     actor: Option<String>,
+    /// How it is withdrawn, when not plainly retracted: e.g. "deprecated" (lowercase).
+    status: Option<String>,
 }
 
 /// An event as agents see it: the stored canonical JSON, with its commit.
@@ -125,7 +145,7 @@ pub(crate) fn event_json(e: &Event) -> Value {
 /// A result: a short text, then the structured content again as JSON text,
 /// for clients that hand a model only the `content` blocks (the spec asks
 /// for the serialized JSON there too).
-fn ok(text: String, structured: Value) -> CallToolResult {
+pub(super) fn ok(text: String, structured: Value) -> CallToolResult {
     let mut result =
         CallToolResult::success(vec![ContentBlock::text(text), ContentBlock::text(structured.to_string())]);
     result.structured_content = Some(structured);
@@ -175,7 +195,7 @@ fn appended_result(a: &Appended) -> CallToolResult {
 
 impl DecisionLogServer {
     /// The actor of an append: the argument, else `DLOG_ACTOR`.
-    fn actor(&self, given: Option<String>) -> Result<String, Error> {
+    pub(super) fn actor(&self, given: Option<String>) -> Result<String, Error> {
         given.or_else(|| self.actor.clone()).ok_or_else(|| {
             Error::Invalid(
                 "actor: no actor given; pass the actor argument (your agent's name), or start the server with DLOG_ACTOR set"
@@ -185,7 +205,7 @@ impl DecisionLogServer {
     }
 
     /// Append one intent as the CLI does (same lease routing), on a blocking thread.
-    async fn append(&self, space: String, intent: Intent) -> CallToolResult {
+    pub(super) async fn append(&self, space: String, intent: Intent) -> CallToolResult {
         let result = self
             .blocking(move |log| {
                 let space = log.space(&space);
@@ -209,7 +229,7 @@ impl DecisionLogServer {
     }
 
     /// A read on a blocking thread, its failure as a tool error.
-    async fn read(
+    pub(super) async fn read(
         &self,
         f: impl FnOnce(&Log) -> Result<CallToolResult, Error> + Send + 'static,
     ) -> CallToolResult {
@@ -219,7 +239,7 @@ impl DecisionLogServer {
     }
 }
 
-fn invalid(message: String) -> CallToolResult {
+pub(super) fn invalid(message: String) -> CallToolResult {
     tool_error(&Error::Invalid(message), None)
 }
 
@@ -227,7 +247,7 @@ fn invalid(message: String) -> CallToolResult {
 impl DecisionLogServer {
     /// The tool table, built once per server.
     pub(crate) fn tools() -> ToolRouter<Self> {
-        Self::tool_router()
+        Self::tool_router() + Self::records_router()
     }
 
     #[tool(
@@ -404,6 +424,18 @@ impl DecisionLogServer {
         if let Some(s) = args.supersedes {
             body["supersedes"] = json!(s);
         }
+        super::records::Details {
+            title: args.title,
+            context: args.context,
+            consequences: args.consequences,
+            deciders: args.deciders,
+            consulted: args.consulted,
+            informed: args.informed,
+            tags: args.tags,
+            links: args.links,
+            meta: args.meta,
+        }
+        .write(&mut body);
         let intent = Intent {
             id: args.id,
             actor,
@@ -435,6 +467,9 @@ impl DecisionLogServer {
         let mut body = json!({"key": args.key, "rationale": args.rationale});
         if let Some(s) = args.supersedes {
             body["supersedes"] = json!(s);
+        }
+        if let Some(status) = args.status {
+            body["status"] = json!(status);
         }
         let intent = Intent {
             id: args.id,
