@@ -20,6 +20,10 @@ pub struct Shown {
     /// The withdrawn decision, as the fold shows it; none unless the key's
     /// latest event withdrew it.
     pub retracted: Option<Value>,
+    /// The proposals for the key not accepted (open or rejected), oldest
+    /// first, as the fold shows them.
+    #[serde(default)]
+    pub proposals: Vec<Value>,
     /// Every event about the key, oldest first.
     pub history: Vec<Event>,
 }
@@ -50,11 +54,15 @@ impl Space {
             return Err(Error::NotFound(format!("key {key:?} was never decided in space {:?}", self.name())));
         }
         let pick = |section: &str| state[section].get(key).cloned();
+        let mut proposals: Vec<Value> =
+            state["proposals"][key].as_object().map(|p| p.values().cloned().collect()).unwrap_or_default();
+        proposals.sort_by_key(|p| p["seq"].as_u64());
         Ok(Shown {
             space: self.name().to_owned(),
             key: key.to_owned(),
             decision: pick("decisions"),
             retracted: pick("retracted"),
+            proposals,
             history,
         })
     }

@@ -218,12 +218,13 @@ pub(crate) fn show(context: &Context, args: ShowArgs) -> Result<u8, Error> {
     if context.json {
         let events: Vec<Value> =
             shown.history.iter().map(|e| serde_json::from_str(&e.canonical).unwrap_or(Value::Null)).collect();
-        let v = json!({"space": shown.space, "key": shown.key, "decision": shown.decision, "retracted": shown.retracted, "history": events});
+        let v = json!({"space": shown.space, "key": shown.key, "decision": shown.decision, "retracted": shown.retracted, "proposals": shown.proposals, "history": events});
         print(&v.to_string())?;
         return Ok(exit::OK);
     }
     let current = shown.decision.unwrap_or(Value::Null);
     let retracted = shown.retracted.unwrap_or(Value::Null);
+    let proposals = shown.proposals;
     let history = shown.history;
     let mut out = Vec::new();
     if current.is_object() {
@@ -247,13 +248,27 @@ pub(crate) fn show(context: &Context, args: ShowArgs) -> Result<u8, Error> {
             current["seq"],
             current["revision"]
         ));
-    } else {
+    } else if retracted.is_object() {
         out.push(format!(
-            "{} / {}: retracted (was {}) — {}",
+            "{} / {}: {} (was {}) — {}",
             args.space,
             args.key,
+            retracted["status"].as_str().unwrap_or("retracted"),
             retracted["choice"].as_str().unwrap_or(""),
             retracted["rationale"].as_str().unwrap_or("")
+        ));
+    } else {
+        out.push(format!("{} / {}: nothing in force", args.space, args.key));
+    }
+    for p in &proposals {
+        out.push(format!(
+            "  {} proposal {}: {} — {} (by {}, #{})",
+            p["status"].as_str().unwrap_or("proposed"),
+            p["id"].as_str().unwrap_or(""),
+            p["choice"].as_str().unwrap_or(""),
+            p["rationale"].as_str().unwrap_or("").replace('\n', " "),
+            p["actor"].as_str().unwrap_or(""),
+            p["seq"]
         ));
     }
     out.push("history:".into());
