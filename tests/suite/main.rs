@@ -16,6 +16,7 @@ mod git_objects;
 mod git_packs;
 mod golden;
 mod host_rules;
+mod http;
 mod parity;
 mod recovery;
 mod scenarios;

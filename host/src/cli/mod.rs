@@ -6,6 +6,7 @@ mod lease;
 mod maintain;
 mod output;
 mod read;
+mod site;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,6 +121,8 @@ enum Command {
     Doctor(maintain::DoctorArgs),
     /// Pack loose objects and merge packs, so reads stay fast (safe while dlog runs).
     Gc(maintain::GcArgs),
+    /// Write the web pages of spaces as a static site (for file:// or any static host).
+    Site(site::SiteArgs),
     /// Write the embedded WebAssembly component (and its WIT) for other hosts.
     Component(maintain::ComponentArgs),
     /// Run a scripted history in a temporary repository and show the result.
@@ -195,6 +198,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => lease::serve(&context, args),
         Command::Doctor(args) => maintain::doctor(&context, args),
         Command::Gc(args) => maintain::gc(&context, args),
+        Command::Site(args) => site::run(&context, args),
         Command::Component(args) => maintain::component(args),
         Command::Demo(args) => demo::run(args),
     };
