@@ -96,15 +96,7 @@ pub(crate) struct AppState {
 
 /// The whole application: the API (with its OpenAPI document) and the pages.
 pub(crate) fn app(state: AppState) -> Router {
-    let (api, doc) = routes::api().split_for_parts();
-    let doc = Arc::new(openapi::finish(doc));
-    let api = api.route(
-        "/v1/openapi.json",
-        axum::routing::get(move || {
-            let doc = doc.clone();
-            async move { axum::Json(doc.as_ref().clone()) }
-        }),
-    );
+    let (api, _) = routes::api().split_for_parts();
     api.merge(pages::routes())
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
@@ -163,9 +155,10 @@ pub fn start(
     let scheme = if tls.is_some() { "https" } else { "http" };
     say(&format!("http listening on {scheme}://{local}"));
     let accept_say = say.clone();
+    let app = app(state);
     std::thread::Builder::new()
         .name("dlog-http".into())
-        .spawn(move || runtime.block_on(accept(listener, tls, app(state), limits, stop, accept_say)))
+        .spawn(move || runtime.block_on(accept(listener, tls, app, limits, stop, accept_say)))
         .map_err(|e| Error::Storage(format!("cannot start the HTTP thread: {e}")))?;
     Ok(local)
 }

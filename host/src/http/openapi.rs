@@ -159,6 +159,10 @@ pub(crate) struct ShownDoc {
 /// The document with its title, description and security schemes.
 pub(crate) fn finish(mut doc: OpenApi) -> OpenApi {
     doc.info.title = "decision-log HTTP API".into();
+    // The router starts from utoipa's own package metadata; this API is ours.
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc.info.contact = None;
+    doc.info.license = Some(utoipa::openapi::License::new(env!("CARGO_PKG_LICENSE")));
     doc.info.description = Some(
         "The decisions of a git-backed, append-only decision log, served by `dlog serve --http`. \
          Errors are RFC 9457 problem details. On a non-loopback bind every request needs a token \
