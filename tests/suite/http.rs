@@ -453,3 +453,43 @@ fn dlog_site_writes_static_pages_with_relative_links() {
     let missing = repo.run(&["site", "nothing", "--out", out.path().to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(4));
 }
+
+#[test]
+fn https_serves_with_the_certificate_given_and_a_bad_one_stops_serve() {
+    let repo = Repo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is needed to make a test certificate");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let tls = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    let server = serve(&repo, &["team"], "127.0.0.1:0", &tls, &[]);
+    let url = server.base.replace("http://", "https://") + "/v1/spaces";
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert", cert.to_str().unwrap(), &url])
+        .output()
+        .expect("curl is needed to speak TLS to serve");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let spaces: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(spaces["spaces"][0]["space"], "team");
+    // Plain HTTP on the TLS port gets nowhere.
+    assert!(agent().get(&server.base).call().is_err());
+
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let out = Command::new(DLOG)
+        .arg("--repo")
+        .arg(&repo.path)
+        .args(["serve", "team", "--http", "127.0.0.1:0"])
+        .args(tls)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"), "{}", String::from_utf8_lossy(&out.stderr));
+}
