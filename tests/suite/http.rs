@@ -51,7 +51,9 @@ fn serve(repo: &Repo, spaces: &[&str], addr: &str, extra: &[&str], env: &[(&str,
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut base, mut serving) = (None, 0);
     while base.is_none() || serving < spaces.len() {
-        let line = seen.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("serve never got ready");
+        let line = seen
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("serve never got ready");
         if let Some(url) = line.split("http listening on ").nth(1) {
             base = Some(url.trim().to_owned());
         }
@@ -99,12 +101,7 @@ impl Answer {
 
 fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {
     let status = response.status().as_u16();
-    let kind = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let headers = response.headers().clone();
     let text = response.body_mut().read_to_string().unwrap();
     Answer { status, kind, headers, text }
@@ -153,8 +150,14 @@ fn every_route_answers_as_documented_and_errors_are_problem_details() {
     assert_eq!(fold.status, 200);
     assert_eq!(fold.json(), repo.json(&["fold", "team"]));
     assert_eq!(get(base, "/v1/spaces/team?at=1", None).json()["seq"], 1);
-    assert_eq!(get(base, "/v1/overlay?spaces=team,org", None).json(), repo.json(&["fold", "--overlay", "team,org"]));
-    assert_eq!(get(base, "/v1/union?spaces=team,org", None).json(), repo.json(&["fold", "--union", "team,org"]));
+    assert_eq!(
+        get(base, "/v1/overlay?spaces=team,org", None).json(),
+        repo.json(&["fold", "--overlay", "team,org"])
+    );
+    assert_eq!(
+        get(base, "/v1/union?spaces=team,org", None).json(),
+        repo.json(&["fold", "--union", "team,org"])
+    );
 
     // Append: 201, then the same id again: 200 with the original event.
     let first = post(base, "/v1/spaces/team/events", &intent("h1", "cache", "redis"), None);
@@ -167,7 +170,8 @@ fn every_route_answers_as_documented_and_errors_are_problem_details() {
     assert_eq!(again.json()["created"], false);
     assert_eq!(again.json()["event"], event);
     // The same id with another intent is a conflict.
-    post(base, "/v1/spaces/team/events", &intent("h1", "cache", "memcached"), None).problem(409, "id-conflict");
+    post(base, "/v1/spaces/team/events", &intent("h1", "cache", "memcached"), None)
+        .problem(409, "id-conflict");
 
     // expect_seq is honoured: a stale one is a conflict naming the head.
     let stale = json!({"actor": "web", "kind": "decide", "expect_seq": 1,
@@ -185,7 +189,8 @@ fn every_route_answers_as_documented_and_errors_are_problem_details() {
 
     // Events, paged.
     let page = get(base, "/v1/spaces/team/events?from=2&limit=2", None).json();
-    let seqs: Vec<u64> = page["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> =
+        page["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [2, 3]);
     assert_eq!(page["next"], 4);
     assert_eq!(page["events"][1]["commit"].as_str().unwrap().len(), 40);
@@ -211,16 +216,25 @@ fn every_route_answers_as_documented_and_errors_are_problem_details() {
     let r = answer(agent().delete(format!("{base}/v1/spaces/team")).call().unwrap());
     r.problem(405, "method-not-allowed");
     let text = answer(
-        agent().post(format!("{base}/v1/spaces/team/events")).header("content-type", "text/plain").send("hi").unwrap(),
+        agent()
+            .post(format!("{base}/v1/spaces/team/events"))
+            .header("content-type", "text/plain")
+            .send("hi")
+            .unwrap(),
     );
     text.problem(415, "unsupported-media-type");
     // More than 1 MiB of body: 413.
-    let big = format!("{{\"actor\":\"web\",\"kind\":\"decide\",\"body\":{{\"key\":\"{}\"}}}}", "x".repeat(1 << 21));
+    let big =
+        format!("{{\"actor\":\"web\",\"kind\":\"decide\",\"body\":{{\"key\":\"{}\"}}}}", "x".repeat(1 << 21));
     post(base, "/v1/spaces/team/events", &big, None).problem(413, "too-large");
 
     // The web pages render the same decisions.
     let page = get(base, "/", None);
-    assert!(page.kind.starts_with("text/html") && page.text.contains("spaces/team/index.html"), "{}", page.text);
+    assert!(
+        page.kind.starts_with("text/html") && page.text.contains("spaces/team/index.html"),
+        "{}",
+        page.text
+    );
     let page = get(base, "/spaces/team/", None);
     assert!(page.text.contains("data-key=\"cache\"") && page.text.contains("<main"), "{}", page.text);
     let page = get(base, "/spaces/team/decisions/db.html", None);
@@ -258,7 +272,11 @@ fn the_openapi_document_parses_and_covers_every_route() {
         let path = path.replace("{space}", "team").replace("{key}", "k");
         if method == "get" && !path.ends_with("/stream") {
             let r = get(&server.base, &path, None);
-            assert!(r.status != 404 || r.json()["detail"].as_str().unwrap().contains("never decided"), "{path}: {}", r.text);
+            assert!(
+                r.status != 404 || r.json()["detail"].as_str().unwrap().contains("never decided"),
+                "{path}: {}",
+                r.text
+            );
         }
     }
 }
@@ -414,7 +432,12 @@ fn sixty_four_clients_appending_at_once_all_land_once_each() {
             let base = server.base.clone();
             std::thread::spawn(move || {
                 for j in 0..4 {
-                    let r = post(&base, "/v1/spaces/team/events", &intent(&format!("c{i}-{j}"), &format!("k{i}"), "v"), None);
+                    let r = post(
+                        &base,
+                        "/v1/spaces/team/events",
+                        &intent(&format!("c{i}-{j}"), &format!("k{i}"), "v"),
+                        None,
+                    );
                     assert!(r.status == 201, "{}", r.text);
                 }
             })
@@ -436,7 +459,18 @@ fn sixty_four_clients_appending_at_once_all_land_once_each() {
 fn dlog_site_writes_static_pages_with_relative_links() {
     let repo = Repo::new();
     repo.ok(&["append", "team", "--key", "db", "--choice", "pg", "--why", "known", "--id", "d1"]);
-    repo.ok(&["append", "team", "--key", "db", "--choice", "sqlite", "--why", "smaller", "--supersedes", "d1"]);
+    repo.ok(&[
+        "append",
+        "team",
+        "--key",
+        "db",
+        "--choice",
+        "sqlite",
+        "--why",
+        "smaller",
+        "--supersedes",
+        "d1",
+    ]);
     repo.ok(&["append", "team", "--key", "a/b c", "--choice", "x", "--why", "odd key"]);
     let out = tempfile::tempdir().unwrap();
     let report = repo.json(&["site", "team", "--out", out.path().to_str().unwrap()]);
@@ -460,7 +494,17 @@ fn https_serves_with_the_certificate_given_and_a_bad_one_stops_serve() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
         .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
         .arg("-keyout")
         .arg(&key)
@@ -491,5 +535,9 @@ fn https_serves_with_the_certificate_given_and_a_bad_one_stops_serve() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--tls-cert"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

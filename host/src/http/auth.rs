@@ -180,7 +180,8 @@ mod tests {
 
     #[test]
     fn a_bad_token_entry_is_refused_naming_its_line() {
-        let e = Tokens::parse("read:aaaaaaaaaaaaaaaaaa\nadmin:bbbbbbbbbbbbbbbbbbbb", "tokens.txt").unwrap_err();
+        let e =
+            Tokens::parse("read:aaaaaaaaaaaaaaaaaa\nadmin:bbbbbbbbbbbbbbbbbbbb", "tokens.txt").unwrap_err();
         assert!(e.to_string().contains("tokens.txt, line 2"), "{e}");
         let e = Tokens::parse("write:short", "DLOG_HTTP_TOKENS").unwrap_err();
         assert!(e.to_string().contains("at least 16"), "{e}");

@@ -205,7 +205,8 @@ async fn accept(
             let _permit = permit;
             match tls {
                 Some(acceptor) => {
-                    if let Ok(Ok(stream)) = tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
                     {
                         connection(stream, app, limits).await;
                     }

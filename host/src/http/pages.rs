@@ -73,9 +73,12 @@ async fn space(State(state): State<AppState>, Path(space): Path<String>) -> Resp
     let handle = state.log.space(&space);
     let fold = blocking(move || handle.fold()).await;
     match fold.and_then(|f| {
-        serde_json::from_str::<Value>(&f).map_err(|e| Error::Guest(format!("the fold is not JSON: {e}")).into())
+        serde_json::from_str::<Value>(&f)
+            .map_err(|e| Error::Guest(format!("the fold is not JSON: {e}")).into())
     }) {
-        Ok(fold) if fold["seq"].as_u64().unwrap_or(0) > 0 => Html(web::space_page(&space, &fold, true)).into_response(),
+        Ok(fold) if fold["seq"].as_u64().unwrap_or(0) > 0 => {
+            Html(web::space_page(&space, &fold, true)).into_response()
+        }
         Ok(_) => error_page(Error::NotFound(format!("space {space:?} has no events")).into()),
         Err(p) => error_page(p),
     }

@@ -169,7 +169,11 @@ pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: axum::ht
 /// A body the server would not read whole.
 pub(crate) fn from_body_rejection(r: &axum::extract::rejection::BytesRejection) -> Problem {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", format!("the request body is too large: {r}"))
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the request body is too large: {r}"),
+        )
     } else {
         Problem::invalid(format!("the request body could not be read: {r}"))
     }

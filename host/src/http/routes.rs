@@ -82,7 +82,9 @@ fn params(
 fn number(params: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, Problem> {
     params
         .get(name)
-        .map(|v| v.parse::<u64>().map_err(|_| Problem::invalid(format!("{name}={v:?} is not a whole number"))))
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| Problem::invalid(format!("{name}={v:?} is not a whole number")))
+        })
         .transpose()
 }
 
@@ -310,12 +312,13 @@ async fn stream(
 ) -> Result<Response, Problem> {
     let params = params(query, &["from"])?;
     crate::lease::check_space(&space)?;
-    let resume = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| {
-            Problem::invalid(format!("Last-Event-ID {v:?} is not a seq (a whole number)"))
-        })?),
-        None => None,
-    };
+    let resume =
+        match headers.get("last-event-id") {
+            Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| {
+                Problem::invalid(format!("Last-Event-ID {v:?} is not a seq (a whole number)"))
+            })?),
+            None => None,
+        };
     let after = match (resume, number(&params, "from")?) {
         (Some(seq), _) => Some(seq),
         (None, Some(from)) => Some(from.saturating_sub(1)),
@@ -370,7 +373,8 @@ pub(crate) async fn bounded(State(state): State<AppState>, request: Request, nex
     }
     let limits = state.limits;
     let permit =
-        match tokio::time::timeout(limits.request_timeout / 6, state.in_flight.clone().acquire_owned()).await {
+        match tokio::time::timeout(limits.request_timeout / 6, state.in_flight.clone().acquire_owned()).await
+        {
             Ok(Ok(permit)) => permit,
             _ => {
                 return Problem::busy(format!(

@@ -225,7 +225,8 @@ impl Appender {
             false,
             Box::new(move |result| {
                 let one = result.and_then(|mut all| {
-                    all.pop().ok_or_else(|| Error::Guest(format!("an append to {space_name} returned no event")))
+                    all.pop()
+                        .ok_or_else(|| Error::Guest(format!("an append to {space_name} returned no event")))
                 });
                 reply(one);
             }),

@@ -90,7 +90,8 @@ fn why_not(rejected: &Value) -> String {
 
 /// One decision in force (or withdrawn) as a list item of the space page.
 fn decision_item(key: &str, d: &Value, withdrawn: bool) -> String {
-    let title = d["title"].as_str().map(|t| format!("<p class=\"title\">{}</p>", escape(t))).unwrap_or_default();
+    let title =
+        d["title"].as_str().map(|t| format!("<p class=\"title\">{}</p>", escape(t))).unwrap_or_default();
     let choice = if withdrawn {
         format!("was <span class=\"choice\">{}</span>", escape(text(d, "choice")))
     } else {
@@ -132,7 +133,7 @@ pub fn space_page(space: &str, fold: &Value, live: bool) -> String {
 <output id=\"f-count\" for=\"f-key f-tag f-actor f-text\" aria-live=\"polite\"></output>\n\
 </form>\n\
 <section aria-labelledby=\"h-force\"><h2 id=\"h-force\">Decisions in force (<span id=\"n-force\">{nd}</span>)</h2>\n\
-<ol id=\"decisions\" class=\"decisions\">\n",
+<ul id=\"decisions\" class=\"decisions\">\n",
         s = escape(space),
         n = fold["seq"],
         head = escape(fold["head"].as_str().map_or("none", |h| &h[..h.len().min(12)])),
@@ -146,16 +147,16 @@ pub fn space_page(space: &str, fold: &Value, live: bool) -> String {
         tags.extend(d["tags"].as_array().into_iter().flatten().filter_map(Value::as_str));
         main.push_str(&decision_item(key, d, false));
     }
-    main.push_str("</ol>\n<p id=\"none\" hidden>No decision matches the filters.</p>\n</section>\n");
+    main.push_str("</ul>\n<p id=\"none\" hidden>No decision matches the filters.</p>\n</section>\n");
     let _ = write!(
         main,
-        "<section aria-labelledby=\"h-withdrawn\"><h2 id=\"h-withdrawn\">Withdrawn (<span id=\"n-withdrawn\">{}</span>)</h2>\n<ol id=\"withdrawn\" class=\"decisions withdrawn\">\n",
+        "<section aria-labelledby=\"h-withdrawn\"><h2 id=\"h-withdrawn\">Withdrawn (<span id=\"n-withdrawn\">{}</span>)</h2>\n<ul id=\"withdrawn\" class=\"decisions withdrawn\">\n",
         retracted.len()
     );
     for (key, d) in retracted {
         main.push_str(&decision_item(key, d, true));
     }
-    main.push_str("</ol></section>\n<datalist id=\"tag-list\">");
+    main.push_str("</ul></section>\n<datalist id=\"tag-list\">");
     for t in tags {
         let _ = write!(main, "<option value=\"{}\">", escape(t));
     }
@@ -177,9 +178,9 @@ pub fn decision_page(shown: &Shown, live: bool) -> String {
     let mut main = format!("<h1>Decision <span class=\"key\">{}</span></h1>\n", escape(&shown.key));
     match (&shown.decision, &shown.retracted) {
         (Some(d), _) => {
-            let _ = write!(
+            let _ = writeln!(
                 main,
-                "<p class=\"current\">In force: <span class=\"choice\">{}</span>{} (#{} revision {})</p>\n",
+                "<p class=\"current\">In force: <span class=\"choice\">{}</span>{} (#{} revision {})</p>",
                 escape(text(d, "choice")),
                 extras(d),
                 d["seq"],
@@ -187,9 +188,9 @@ pub fn decision_page(shown: &Shown, live: bool) -> String {
             );
         }
         (None, Some(r)) => {
-            let _ = write!(
+            let _ = writeln!(
                 main,
-                "<p class=\"current\">Withdrawn (was <span class=\"choice\">{}</span>): {}</p>\n",
+                "<p class=\"current\">Withdrawn (was <span class=\"choice\">{}</span>): {}</p>",
                 escape(text(r, "choice")),
                 escape(text(r, "rationale"))
             );
@@ -228,7 +229,9 @@ fn timeline_item(e: &Event, by_id: &HashMap<&str, &Event>, in_force: Option<&str
         None => String::new(),
     };
     let what = match e.kind.as_str() {
-        "decide" => format!("Decided <span class=\"choice\">{}</span>{}", escape(text(&b, "choice")), extras(&b)),
+        "decide" => {
+            format!("Decided <span class=\"choice\">{}</span>{}", escape(text(&b, "choice")), extras(&b))
+        }
         "retract" => "Withdrew the decision".to_owned(),
         other => escape(other),
     };
@@ -240,7 +243,8 @@ fn timeline_item(e: &Event, by_id: &HashMap<&str, &Event>, in_force: Option<&str
 <p class=\"by\">{actor} · <time datetime=\"{at}\">{when}</time> · id <code>{id}</code></p></article></li>\n",
         seq = e.seq,
         kind = escape(&e.kind),
-        title = b["title"].as_str().map(|t| format!("<p class=\"title\">{}</p>", escape(t))).unwrap_or_default(),
+        title =
+            b["title"].as_str().map(|t| format!("<p class=\"title\">{}</p>", escape(t))).unwrap_or_default(),
         why = escape(text(&b, "rationale")),
         why_not = why_not(&b["rejected"]),
         actor = escape(&e.actor),

@@ -25,9 +25,11 @@ pub struct SiteReport {
 
 fn write(path: &Path, text: &str, report: &mut SiteReport) -> Result<(), Error> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Storage(format!("cannot create {}: {e}", dir.display())))?;
     }
-    std::fs::write(path, text).map_err(|e| Error::Storage(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::write(path, text)
+        .map_err(|e| Error::Storage(format!("cannot write {}: {e}", path.display())))?;
     report.files += 1;
     Ok(())
 }

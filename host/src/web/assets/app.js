@@ -27,18 +27,18 @@
     if (!list) return;
     const [key, tag, actor, text] = inputs.map((i) => (i ? i.value.trim().toLowerCase() : ""));
     let shown = 0;
-    for (const li of list.children) {
-      const e = index.get(li);
-      if (!e) continue;
+    // Over the index, not the live `children` collection: with 10,000 rows,
+    // walking a live collection while changing its rows was quadratic.
+    for (const [li, e] of index) {
       const ok = (!key || e.key.includes(key)) && (!actor || e.actor.includes(actor)) &&
         (!tag || e.tags.some((t) => t.includes(tag))) && (!text || e.text.includes(text));
-      li.hidden = !ok;
+      if (li.hidden === ok) li.hidden = !ok;
       if (ok) shown++;
     }
     const count = document.getElementById("f-count");
-    if (count) count.textContent = shown + " of " + list.children.length + " shown";
+    if (count) count.textContent = shown + " of " + index.size + " shown";
     const none = document.getElementById("none");
-    if (none) none.hidden = shown > 0 || list.children.length === 0;
+    if (none) none.hidden = shown > 0 || index.size === 0;
   }
 
   function setCount(id, n) {
@@ -89,8 +89,7 @@
 
   function rowFor(container, key) {
     if (!container) return null;
-    for (const li of container.children) if (li.dataset.key === key) return li;
-    return null;
+    return Array.from(container.children).find((li) => li.dataset.key === key) || null;
   }
 
   function apply(ev) {
@@ -127,7 +126,7 @@
   }
 
   if (list) {
-    for (const li of list.children) remember(li);
+    for (const li of Array.from(list.children)) remember(li);
     for (const i of inputs) if (i) i.addEventListener("input", filter);
     const form = document.querySelector("form.filters");
     if (form) form.addEventListener("submit", (e) => e.preventDefault());
