@@ -71,8 +71,8 @@ fn body(i: usize) -> String {
     format!(r#"{{"key":"k{i}","choice":"choice {i}","rationale":"because {i}"}}"#)
 }
 
-/// A repository whose `team` space holds `events` events (one key each).
-fn repo_with(events: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+/// A repository whose `team` space holds `events` events over `keys` keys.
+fn repo_with(events: usize, keys: usize) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = Log::init(&dir.path().join("log.git"), true).unwrap();
     let options = Options::default().sole_writer(Arc::new(SoleWriter::new("bench", 1)));
@@ -80,7 +80,7 @@ fn repo_with(events: usize) -> (tempfile::TempDir, std::path::PathBuf) {
     let space = log.space("team");
     for start in (0..events).step_by(1000) {
         let batch =
-            (start..(start + 1000).min(events)).map(|i| Intent::new("bench", "decide", body(i))).collect();
+            (start..(start + 1000).min(events)).map(|i| Intent::new("bench", "decide", body(i % keys))).collect();
         space.append_batch(batch).unwrap();
     }
     (dir, path)
@@ -106,8 +106,8 @@ fn rss_mib(pid: u32, field: &str) -> f64 {
 }
 
 fn fold_latency(out: &mut Vec<String>) {
-    let events = if quick() { 300 } else { 100_000 };
-    let (_dir, path) = repo_with(events);
+    let (events, keys) = if quick() { (300, 30) } else { (100_000, 1_000) };
+    let (_dir, path) = repo_with(events, keys);
     let server = serve(&path);
     let agent = agent();
     let url = format!("{}/v1/spaces/team", server.base);
@@ -125,8 +125,8 @@ fn fold_latency(out: &mut Vec<String>) {
         .collect();
     times.sort();
     out.push(format!(
-        "| GET /v1/spaces/team (fold) at {events} events ({:.1} MiB of JSON) | p50 {:.2} ms, p99 {:.2} ms |",
-        bytes as f64 / 1048576.0,
+        "| GET /v1/spaces/team (fold) at {events} events, {keys} keys in force ({:.0} KiB of JSON) | p50 {:.2} ms, p99 {:.2} ms |",
+        bytes as f64 / 1024.0,
         percentile(&times, 0.5),
         percentile(&times, 0.99)
     ));
@@ -152,7 +152,7 @@ fn throughput(clients: usize, each: usize, append: Arc<dyn Fn(usize, usize) + Se
 }
 
 fn append_throughput(out: &mut Vec<String>) {
-    let (_dir, path) = repo_with(0);
+    let (_dir, path) = repo_with(0, 1);
     let server = serve(&path);
     let total = if quick() { 64 } else { 1280 };
     for clients in [1, 16, 64] {
@@ -196,7 +196,7 @@ fn append_throughput(out: &mut Vec<String>) {
 }
 
 fn subscribers(out: &mut Vec<String>) {
-    let (_dir, path) = repo_with(10);
+    let (_dir, path) = repo_with(10, 10);
     let server = serve(&path);
     let pid = server.child.id();
     let before = rss_mib(pid, "VmRSS:");

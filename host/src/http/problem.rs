@@ -83,7 +83,8 @@ fn title(kind: &str) -> &'static str {
         "unsupported-media-type" => "The request body must be JSON",
         "busy" => "The server is busy",
         "request-timeout" => "The request took too long",
-        _ => "The decision-log component failed",
+        "guest" => "The decision-log component failed",
+        _ => "The request failed",
     }
 }
 
@@ -176,5 +177,45 @@ pub(crate) fn from_body_rejection(r: &axum::extract::rejection::BytesRejection) 
         )
     } else {
         Problem::invalid(format!("the request body could not be read: {r}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Head, Lease};
+
+    #[test]
+    fn every_error_kind_has_its_status_and_the_fields_a_client_acts_on() {
+        let lease = Lease { holder: "serve@h:1#a".into(), epoch: 3, expires_at_ms: 9, endpoint: None };
+        let head = Head { commit: "c".repeat(40), seq: 7, epoch: 3, at_ms: 1 };
+        let cases = [
+            (Error::Invalid("x".into()), 400),
+            (Error::HeadConflict { expected_seq: 1, actual: Some(head) }, 409),
+            (Error::DecisionConflict { key: "k".into(), expected: None, in_force: Some("d1".into()) }, 409),
+            (Error::IdConflict("i".into()), 409),
+            (Error::NotHolder { space: "s".into(), holder: Some(lease.clone()) }, 409),
+            (Error::StaleEpoch { epoch: 1, head_epoch: 2 }, 409),
+            (Error::NotFound("n".into()), 404),
+            (Error::Corrupt("c".into()), 500),
+            (Error::Storage("s".into()), 500),
+            (Error::Timeout { space: "s".into(), holder: lease, waited: std::time::Duration::from_secs(1) }, 503),
+            (Error::Guest("g".into()), 500),
+        ];
+        for (error, status) in cases {
+            let kind = error.kind();
+            let problem = Problem::from(error);
+            assert_eq!(problem.status.as_u16(), status, "{kind}");
+            let body = problem.body();
+            assert_eq!(body["kind"], kind);
+            assert_eq!(body["status"], status);
+            assert_ne!(title(kind), title("no such kind"), "{kind} has its own title");
+            match kind {
+                "head-conflict" => assert_eq!(body["head"]["seq"], 7),
+                "decision-conflict" => assert_eq!(body["in_force"], "d1"),
+                "not-holder" | "timeout" => assert_eq!(body["holder"]["holder"], "serve@h:1#a"),
+                _ => {}
+            }
+        }
     }
 }
