@@ -79,8 +79,9 @@ fn repo_with(events: usize, keys: usize) -> (tempfile::TempDir, std::path::PathB
     let log = Log::open(&path, options).unwrap();
     let space = log.space("team");
     for start in (0..events).step_by(1000) {
-        let batch =
-            (start..(start + 1000).min(events)).map(|i| Intent::new("bench", "decide", body(i % keys))).collect();
+        let batch = (start..(start + 1000).min(events))
+            .map(|i| Intent::new("bench", "decide", body(i % keys)))
+            .collect();
         space.append_batch(batch).unwrap();
     }
     (dir, path)

@@ -199,7 +199,14 @@ mod tests {
             (Error::NotFound("n".into()), 404),
             (Error::Corrupt("c".into()), 500),
             (Error::Storage("s".into()), 500),
-            (Error::Timeout { space: "s".into(), holder: lease, waited: std::time::Duration::from_secs(1) }, 503),
+            (
+                Error::Timeout {
+                    space: "s".into(),
+                    holder: lease,
+                    waited: std::time::Duration::from_secs(1),
+                },
+                503,
+            ),
             (Error::Guest("g".into()), 500),
         ];
         for (error, status) in cases {
