@@ -10,6 +10,8 @@
 //!   [`backend::GitBackend`]).
 //! - [`lease`], [`authority`]: who may append to a space now.
 //! - [`serve`] and [`wire`]: holding spaces and taking forwarded appends.
+//! - `http` and `web` (feature `http`, on with `cli`): the HTTP API and web
+//!   page of `dlog serve --http`, and the static site of `dlog site`.
 //! - [`runtime`]: the embedded component and its sandbox; [`COMPONENT`] and
 //!   [`WIT_FILES`] for other hosts.
 //!
@@ -46,6 +48,8 @@ pub mod durable;
 mod error;
 pub mod find;
 pub mod guard;
+#[cfg(feature = "http")]
+pub mod http;
 mod imports;
 pub mod lease;
 mod log;
@@ -56,6 +60,8 @@ mod route;
 pub mod runtime;
 pub mod serve;
 mod types;
+#[cfg(feature = "http")]
+pub mod web;
 pub mod wire;
 
 pub use error::Error;

@@ -53,17 +53,25 @@ impl Space {
         if history.is_empty() {
             return Err(Error::NotFound(format!("key {key:?} was never decided in space {:?}", self.name())));
         }
-        let pick = |section: &str| state[section].get(key).cloned();
+        Ok(Shown::from_fold(self.name(), key, &state, history))
+    }
+}
+
+impl Shown {
+    /// A key as a fold shows it, with the history given (for callers that
+    /// read the log once for every key, as `dlog site` does).
+    pub fn from_fold(space: &str, key: &str, fold: &Value, history: Vec<Event>) -> Shown {
+        let pick = |section: &str| fold[section].get(key).cloned();
         let mut proposals: Vec<Value> =
-            state["proposals"][key].as_object().map(|p| p.values().cloned().collect()).unwrap_or_default();
+            fold["proposals"][key].as_object().map(|p| p.values().cloned().collect()).unwrap_or_default();
         proposals.sort_by_key(|p| p["seq"].as_u64());
-        Ok(Shown {
-            space: self.name().to_owned(),
+        Shown {
+            space: space.to_owned(),
             key: key.to_owned(),
             decision: pick("decisions"),
             retracted: pick("retracted"),
             proposals,
             history,
-        })
+        }
     }
 }

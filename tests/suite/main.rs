@@ -17,6 +17,7 @@ mod git_objects;
 mod git_packs;
 mod golden;
 mod host_rules;
+mod http;
 mod mcp;
 mod parity;
 mod recovery;

@@ -127,7 +127,14 @@ Ctrl-C: leases are released and the socket removed.
 
 Terminal 1:  dlog serve team --ttl 5s
 Terminal 2:  dlog append team --key db --choice postgres --why 'forwarded to the holder'
-             dlog lease status team")]
+             dlog lease status team
+
+With --http ADDR it also serves the JSON API under /v1 (OpenAPI at
+/v1/openapi.json) and a live web page at /:
+
+  dlog serve team --http 127.0.0.1:8080
+  curl http://127.0.0.1:8080/v1/spaces/team
+  DLOG_HTTP_TOKENS='write:…' dlog serve team --http 0.0.0.0:8443 --tls-cert c.pem --tls-key k.pem")]
 pub(crate) struct ServeArgs {
     /// The spaces to hold.
     #[arg(required = true)]
@@ -141,6 +148,33 @@ pub(crate) struct ServeArgs {
     /// The Unix socket to listen on (default: in <git-dir>/dlog/run/, owner-only).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Also serve the HTTP API (/v1) and the web page (/) on ADDR, e.g. 127.0.0.1:8080.
+    /// A non-loopback address needs tokens (--http-tokens or DLOG_HTTP_TOKENS).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// A file of HTTP tokens, one `read:TOKEN` or `write:TOKEN` per line.
+    /// (Tokens are never taken on the command line; DLOG_HTTP_TOKENS may hold them instead.)
+    #[arg(long, value_name = "FILE", requires = "http")]
+    http_tokens: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires_all = ["http", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// The tokens `--http` asks for: from --http-tokens FILE, else DLOG_HTTP_TOKENS, else none.
+fn http_tokens(file: Option<&PathBuf>) -> Result<crate::http::Tokens, Error> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Invalid(format!("--http-tokens {}: {e}", path.display())))?;
+        return crate::http::Tokens::parse(&text, &format!("--http-tokens {}", path.display()));
+    }
+    match std::env::var("DLOG_HTTP_TOKENS") {
+        Ok(text) if !text.trim().is_empty() => crate::http::Tokens::parse(&text, "DLOG_HTTP_TOKENS"),
+        _ => Ok(crate::http::Tokens::default()),
+    }
 }
 
 pub(crate) fn serve(context: &Context, args: ServeArgs) -> Result<u8, Error> {
@@ -163,6 +197,20 @@ pub(crate) fn serve(context: &Context, args: ServeArgs) -> Result<u8, Error> {
         let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
         eprintln!("{now} dlog serve: {message}");
     });
-    crate::serve::serve(&log, ServeConfig { spaces: args.spaces, ttl: args.ttl, listen }, stop, say)?;
+    let front: Option<crate::serve::Front> = match args.http {
+        Some(addr) => {
+            let config = crate::http::HttpConfig {
+                addr,
+                tokens: http_tokens(args.http_tokens.as_ref())?,
+                tls: args.tls_cert.zip(args.tls_key),
+                limits: crate::http::Limits::default(),
+            };
+            let (stop, say) = (stop.clone(), say.clone());
+            Some(Box::new(move |appender| crate::http::start(appender, config, stop, say).map(|_| ())))
+        }
+        None => None,
+    };
+    let config = ServeConfig { spaces: args.spaces, ttl: args.ttl, listen };
+    crate::serve::serve_with(&log, config, stop, say, front)?;
     Ok(exit::OK)
 }

@@ -9,6 +9,7 @@ mod maintain;
 mod mcp;
 mod output;
 mod read;
+mod site;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,6 +131,8 @@ enum Command {
     Doctor(maintain::DoctorArgs),
     /// Pack loose objects and merge packs, so reads stay fast (safe while dlog runs).
     Gc(maintain::GcArgs),
+    /// Write the web pages of spaces as a static site (for file:// or any static host).
+    Site(site::SiteArgs),
     /// Write the embedded WebAssembly component (and its WIT) for other hosts.
     Component(maintain::ComponentArgs),
     /// Run a scripted history in a temporary repository and show the result.
@@ -208,6 +211,7 @@ pub fn run() -> ExitCode {
         Command::Mcp(args) => mcp::run(&context, args),
         Command::Doctor(args) => maintain::doctor(&context, args),
         Command::Gc(args) => maintain::gc(&context, args),
+        Command::Site(args) => site::run(&context, args),
         Command::Component(args) => maintain::component(args),
         Command::Demo(args) => demo::run(args),
     };

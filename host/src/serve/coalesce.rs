@@ -5,18 +5,22 @@
 //! exactly the answer a one-at-a-time holder would have given it.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{Sender, channel};
+use std::sync::mpsc::channel;
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::Error;
 use crate::log::Log;
 use crate::types::{Appended, Intent};
 
+/// Where an answer goes: a thread waiting on a channel (the socket) or an
+/// async task (HTTP), which must not hold a thread while it waits.
+pub(crate) type Reply = Box<dyn FnOnce(Result<Vec<Appended>, Error>) + Send>;
+
 struct Request {
     space: String,
     intents: Vec<Intent>,
     batch: bool,
-    reply: Sender<Result<Vec<Appended>, Error>>,
+    reply: Reply,
 }
 
 /// Queues forwarded requests and appends them from one thread.
@@ -63,17 +67,28 @@ impl Coalescer {
         batch: bool,
     ) -> Result<Vec<Appended>, Error> {
         let (reply, answer) = channel();
-        {
-            let (lock, ready) = &*self.queue;
-            lock.lock().unwrap_or_else(|e| e.into_inner()).push_back(Request {
-                space: space.to_owned(),
-                intents,
-                batch,
-                reply,
-            });
-            ready.notify_one();
-        }
+        self.submit(
+            space,
+            intents,
+            batch,
+            Box::new(move |result| {
+                let _ = reply.send(result);
+            }),
+        );
         answer.recv().unwrap_or_else(|_| Err(Error::Guest("the committing thread stopped".into())))
+    }
+
+    /// Queue `intents` and return at once; `reply` is called with the answer
+    /// from the committing thread.
+    pub(crate) fn submit(&self, space: &str, intents: Vec<Intent>, batch: bool, reply: Reply) {
+        let (lock, ready) = &*self.queue;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).push_back(Request {
+            space: space.to_owned(),
+            intents,
+            batch,
+            reply,
+        });
+        ready.notify_one();
     }
 }
 
@@ -103,14 +118,14 @@ fn commit(log: &Log, group: Vec<Request>) {
         let intents: Vec<Intent> = group.iter().flat_map(|r| r.intents.iter().cloned()).collect();
         if let Ok(results) = space.append_here(&intents, true) {
             for (request, appended) in group.into_iter().zip(results) {
-                let _ = request.reply.send(Ok(vec![appended]));
+                (request.reply)(Ok(vec![appended]));
             }
             return;
         }
     }
     for request in group {
         let answer = log.space(&request.space).append_here(&request.intents, request.batch);
-        let _ = request.reply.send(answer);
+        (request.reply)(answer);
     }
 }
 
@@ -128,6 +143,9 @@ mod tests {
     ) -> (Request, std::sync::mpsc::Receiver<Result<Vec<Appended>, Error>>) {
         let (reply, answer) = channel();
         let intents = vec![Intent::new("a", "decide", body).with_id(id)];
+        let reply: Reply = Box::new(move |result| {
+            let _ = reply.send(result);
+        });
         (Request { space: space.into(), intents, batch: false, reply }, answer)
     }
 

@@ -169,9 +169,90 @@ fn maintain(
     }
 }
 
+/// How another front end of a running `serve` (HTTP) appends: through the
+/// same group commit as the socket for the spaces it holds, and by the lease
+/// protocol (forward to the holder, or a one-shot writer) for the others.
+#[derive(Clone)]
+pub struct Appender {
+    log: Log,
+    coalescer: Coalescer,
+    held: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl std::fmt::Debug for Appender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender").finish_non_exhaustive()
+    }
+}
+
+/// How an [`Appender`] answers: at once, or later from the committing thread.
+#[derive(Debug)]
+pub enum Appending {
+    /// The space is held here: the answer comes to the callback given.
+    Queued,
+    /// The space is held elsewhere or by nobody: append by the lease
+    /// protocol (blocking; call it off any async executor).
+    Route(crate::Space),
+}
+
+impl Appender {
+    /// The log this serve appends to.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Whether this serve holds `space` now.
+    pub fn holds(&self, space: &str) -> bool {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(space)
+    }
+
+    /// Append one intent (it must carry its id). For a held space it joins
+    /// the group commit and `reply` gets the answer; otherwise the caller
+    /// is handed the space to append to by the lease protocol.
+    pub fn append(
+        &self,
+        space: &str,
+        intent: Intent,
+        reply: Box<dyn FnOnce(Result<crate::Appended, Error>) + Send>,
+    ) -> Appending {
+        if !self.holds(space) {
+            return Appending::Route(self.log.space(space));
+        }
+        let space_name = space.to_owned();
+        self.coalescer.submit(
+            space,
+            vec![intent],
+            false,
+            Box::new(move |result| {
+                let one = result.and_then(|mut all| {
+                    all.pop()
+                        .ok_or_else(|| Error::Guest(format!("an append to {space_name} returned no event")))
+                });
+                reply(one);
+            }),
+        );
+        Appending::Queued
+    }
+}
+
+/// A front end started beside the socket once it listens (e.g. HTTP).
+pub type Front = Box<dyn FnOnce(Appender) -> Result<(), Error> + Send>;
+
 /// Serve until `stop` is set (the CLI sets it on SIGTERM or SIGINT); then
 /// release every lease and remove the socket.
 pub fn serve(log: &Log, config: ServeConfig, stop: Arc<AtomicBool>, say: Reporter) -> Result<(), Error> {
+    serve_with(log, config, stop, say, None)
+}
+
+/// [`serve`], with another front end started once the socket listens and
+/// before the leases are taken; if it fails to start, serve stops.
+pub fn serve_with(
+    log: &Log,
+    config: ServeConfig,
+    stop: Arc<AtomicBool>,
+    say: Reporter,
+    front: Option<Front>,
+) -> Result<(), Error> {
     let routing =
         log.routing().cloned().ok_or_else(|| Error::Invalid("serve needs the lease protocol".into()))?;
     if config.spaces.is_empty() {
@@ -185,6 +266,15 @@ pub fn serve(log: &Log, config: ServeConfig, stop: Arc<AtomicBool>, say: Reporte
     let held = Arc::new(Mutex::new(BTreeMap::new()));
     let coalescer = Coalescer::start(log.clone());
     let holder_for_accept = routing.identity.clone();
+    if let Some(front) = front {
+        let appender = Appender { log: log.clone(), coalescer: coalescer.clone(), held: held.clone() };
+        if let Err(e) = front(appender) {
+            if let Listener::Unix(_, path) = &listener {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    }
     maintain(log, &routing, &config, &endpoint, &held, &say);
 
     let maintainer = {
