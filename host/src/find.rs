@@ -116,6 +116,67 @@ impl Query {
     }
 }
 
+/// A time as ms since the Unix epoch: an RFC 3339 date-time
+/// (`2024-01-31T12:00:00Z`, `…T12:00:00.250+02:00`; a space for the `T`
+/// and no zone, meaning UTC, are accepted too) or a date (`2024-01-31`,
+/// its midnight UTC). Parsed here because the library has no date crate
+/// and needs nothing more.
+pub fn parse_time(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a date (2024-01-31) or an RFC 3339 time (2024-01-31T12:00:00Z)");
+    let t = text.trim();
+    let num = |s: &str| -> Result<i64, String> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse::<i64>().map_err(|_| bad())
+    };
+    let (date, rest) = t.split_at(t.len().min(10));
+    let parts: Vec<&str> = date.split('-').collect();
+    let [y, m, d] = parts.as_slice() else { return Err(bad()) };
+    let (y, m, d) = (num(y)?, num(m)?, num(d)?);
+    if y.to_string().len() != 4 || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let mut ms = 0i64;
+    let mut offset_min = 0i64;
+    if !rest.is_empty() {
+        let rest = rest.strip_prefix(['T', 't', ' ']).ok_or_else(bad)?;
+        let (clock, zone) = match rest.find(['Z', 'z', '+', '-']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+        let hms: Vec<&str> = hms.split(':').collect();
+        let [h, mi, sec] = hms.as_slice() else { return Err(bad()) };
+        let (h, mi, sec) = (num(h)?, num(mi)?, num(sec)?);
+        if h > 23 || mi > 59 || sec > 60 {
+            return Err(bad());
+        }
+        let frac_ms = if frac.is_empty() {
+            0
+        } else {
+            let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+            num(&digits)?
+        };
+        ms = ((h * 60 + mi) * 60 + sec) * 1000 + frac_ms;
+        if let Some(z) = zone.strip_prefix(['+', '-']) {
+            let (zh, zm) = z.split_once(':').ok_or_else(bad)?;
+            offset_min = (num(zh)? * 60 + num(zm)?) * if zone.starts_with('-') { -1 } else { 1 };
+        } else if !(zone.is_empty() || zone.eq_ignore_ascii_case("z")) {
+            return Err(bad());
+        }
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let total = days * 86_400_000 + ms - offset_min * 60_000;
+    u64::try_from(total).map_err(|_| format!("{text:?} is before 1970"))
+}
+
 /// The records of one fold, each with its key and status.
 fn records(fold: &Value) -> Vec<(String, String, &Value)> {
     let section = |name: &str| fold[name].as_object().into_iter().flatten();
@@ -186,6 +247,20 @@ mod tests {
     fn keys(q: Query) -> Vec<String> {
         let f = fold();
         records(&f).into_iter().filter(|(k, s, r)| q.matches(k, s, r)).map(|(k, _, _)| k).collect()
+    }
+
+    #[test]
+    fn times_are_read_as_dates_and_rfc_3339_in_utc_or_with_an_offset() {
+        assert_eq!(parse_time("1970-01-01"), Ok(0));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("2023-11-14 22:13:20.5"), Ok(1_700_000_000_500));
+        assert_eq!(parse_time("2023-11-15T00:13:20+02:00"), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("2000-03-01"), Ok(951_868_800_000));
+        for bad in
+            ["yesterday", "2024-13-01", "2024-01-01T25:00:00Z", "2024-1-1", "1969-12-31", "2024-01-01T10:00Q"]
+        {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

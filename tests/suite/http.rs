@@ -201,6 +201,19 @@ fn every_route_answers_as_documented_and_errors_are_problem_details() {
     assert_eq!(shown["history"][0]["id"], "d1");
     get(base, "/v1/spaces/team/decisions/never", None).problem(404, "not-found");
 
+    // Search, as `dlog find`: by key, text, status and time, across spaces.
+    let found = get(base, "/v1/search?key=db&spaces=team", None).json();
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["hits"][0]["space"], "team");
+    assert_eq!(found["hits"][0]["status"], "accepted");
+    let everywhere = get(base, "/v1/search?since=2000-01-01", None).json();
+    assert!(everywhere["total"].as_u64().unwrap() >= 2, "{everywhere}");
+    assert_eq!(get(base, "/v1/search?spaces=org&limit=1", None).json()["hits"].as_array().unwrap().len(), 1);
+    assert_eq!(get(base, "/v1/search?q=no-such-words-anywhere", None).json()["total"], 0);
+    get(base, "/v1/search?since=yesterday", None).problem(400, "invalid");
+    get(base, "/v1/search?limit=0", None).problem(400, "invalid");
+    get(base, "/v1/search?colour=red", None).problem(400, "invalid");
+
     // Bad input, each named.
     let p = post(base, "/v1/spaces/team/events", "{\"kind\":\"decide\"}", None).problem(400, "invalid");
     assert!(p["detail"].as_str().unwrap().contains("actor"), "{p}");
@@ -259,6 +272,7 @@ fn the_openapi_document_parses_and_covers_every_route() {
         ("post", "/v1/spaces/{space}/events"),
         ("get", "/v1/spaces/{space}/events/stream"),
         ("get", "/v1/spaces/{space}/decisions/{key}"),
+        ("get", "/v1/search"),
         ("get", "/v1/openapi.json"),
     ];
     let paths = doc["paths"].as_object().unwrap();

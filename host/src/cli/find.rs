@@ -51,19 +51,8 @@ pub(crate) struct FindArgs {
     limit: Option<usize>,
 }
 
-/// A time as ms since the epoch: RFC 3339 (with or without the `T` and
-/// the zone, UTC assumed) or a bare date meaning its midnight UTC.
-pub(crate) fn parse_time(text: &str, flag: &str) -> Result<u64, Error> {
-    let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_owned() };
-    let at = humantime::parse_rfc3339_weak(&full).map_err(|e| {
-        Error::Invalid(format!(
-            "--{flag} {text:?} is not a time ({e}); use RFC 3339 or a date like 2024-01-31"
-        ))
-    })?;
-    let ms = at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| Error::Invalid(format!("--{flag} {text:?} is before 1970")))?;
-    Ok(ms.as_millis() as u64)
+fn parse_time(text: &str, flag: &str) -> Result<u64, Error> {
+    crate::find::parse_time(text).map_err(|e| Error::Invalid(format!("--{flag} {text:?} is not a time: {e}")))
 }
 
 pub(crate) fn run(context: &Context, args: FindArgs) -> Result<u8, Error> {

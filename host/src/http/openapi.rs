@@ -152,8 +152,19 @@ pub(crate) struct ShownDoc {
     decision: Option<Object>,
     /// Withdrawn, when the key's latest event withdrew it.
     retracted: Option<Object>,
+    /// Proposals for the key not accepted (open or rejected), oldest first.
+    proposals: Vec<Object>,
     /// Every event about the key, oldest first.
     history: Vec<EventDoc>,
+}
+
+/// A search's answer, as `dlog find --json` prints each record.
+#[derive(ToSchema)]
+pub(crate) struct SearchDoc {
+    /// How many records match (before `limit`).
+    total: u64,
+    /// The records: `space`, `key`, `status`, `id`, `seq`, `at_ms` and `record` (as the fold shows it).
+    hits: Vec<Object>,
 }
 
 /// The document with its title, description and security schemes.

@@ -17,7 +17,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::openapi::{AppendedDoc, EventsPage, FoldDoc, IntentDoc, ProblemDoc, ShownDoc, SpacesList};
+use super::openapi::{
+    AppendedDoc, EventsPage, FoldDoc, IntentDoc, ProblemDoc, SearchDoc, ShownDoc, SpacesList,
+};
 use super::problem::{Problem, from_body_rejection};
 use crate::error::Error;
 use crate::serve::Appending;
@@ -36,6 +38,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(list_events, append))
         .routes(routes!(stream))
         .routes(routes!(show))
+        .routes(routes!(search))
         .routes(routes!(openapi_doc))
 }
 
@@ -353,8 +356,73 @@ pub(crate) fn shown_json(shown: &crate::Shown) -> Value {
         "key": shown.key,
         "decision": shown.decision,
         "retracted": shown.retracted,
+        "proposals": shown.proposals,
         "history": shown.history.iter().map(event_json).collect::<Vec<_>>(),
     })
+}
+
+/// The most records one search returns.
+const MAX_HITS: usize = 1000;
+
+/// A time for `since`/`until`: ms since the epoch, or an RFC 3339 time or
+/// date (`2024-01-31`, midnight UTC).
+fn time_param(params: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, Problem> {
+    let Some(v) = params.get(name) else { return Ok(None) };
+    if let Ok(ms) = v.parse::<u64>() {
+        return Ok(Some(ms));
+    }
+    crate::find::parse_time(v)
+        .map(Some)
+        .map_err(|e| Problem::invalid(format!("{name}={v:?} is not a time: {e}")))
+}
+
+/// Search the records of every space (or `spaces`), as `dlog find --json`.
+#[utoipa::path(get, path = "/v1/search", tag = "views",
+    params(
+        ("q" = Option<String>, Query, description = "Words that must all occur in the title, choice, rationale, context, consequences or a why-not"),
+        ("spaces" = Option<String>, Query, description = "Comma-separated spaces (default: all)"),
+        ("key" = Option<String>, Query, description = "A key, or a key prefix ending in *"),
+        ("tag" = Option<String>, Query, description = "Comma-separated tags the record must all carry"),
+        ("actor" = Option<String>, Query, description = "Who decided, proposed, accepted or withdrew it, or one of its deciders"),
+        ("status" = Option<String>, Query, description = "accepted, retracted, deprecated, proposed, draft, rejected, or a team's own"),
+        ("since" = Option<String>, Query, description = "From this time on: ms since the epoch, RFC 3339, or a date"),
+        ("until" = Option<String>, Query, description = "Before this time: ms since the epoch, RFC 3339, or a date"),
+        ("limit" = Option<u64>, Query, description = "Most records to return (default 100, at most 1000)"),
+    ),
+    responses(
+        (status = 200, description = "The matching records and how many there are", body = SearchDoc),
+        (status = "default", description = "A problem", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn search(
+    State(state): State<AppState>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let params = params(query, &["q", "spaces", "key", "tag", "actor", "status", "since", "until", "limit"])?;
+    let limit = number(&params, "limit")?.unwrap_or(100) as usize;
+    if limit == 0 || limit > MAX_HITS {
+        return Err(Problem::invalid(format!("limit={limit} must be from 1 to {MAX_HITS}")));
+    }
+    let list = |name: &str| -> Vec<String> {
+        params
+            .get(name)
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let query = crate::find::Query {
+        key: params.get("key").cloned(),
+        tags: list("tag"),
+        actor: params.get("actor").cloned(),
+        status: params.get("status").cloned(),
+        text: params.get("q").filter(|q| !q.trim().is_empty()).cloned(),
+        since_ms: time_param(&params, "since")?,
+        until_ms: time_param(&params, "until")?,
+    };
+    let spaces = list("spaces");
+    let log = state.log.clone();
+    let mut hits = blocking(move || log.find(&spaces, &query)).await?;
+    let total = hits.len();
+    hits.truncate(limit);
+    Ok(json_response(StatusCode::OK, &json!({"total": total, "hits": hits})))
 }
 
 /// This API's OpenAPI 3.1 document.
