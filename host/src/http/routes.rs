@@ -440,6 +440,21 @@ pub(crate) async fn bounded(State(state): State<AppState>, request: Request, nex
         return next.run(request).await;
     }
     let limits = state.limits;
+    // A body declared too large is refused at once, before a byte of it is
+    // read: waiting for it would hold a connection for nothing.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|&len| len > limits.body_bytes as u64) {
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the request body is {len} bytes; the limit is {} bytes", limits.body_bytes),
+        )
+        .into_response();
+    }
     let permit =
         match tokio::time::timeout(limits.request_timeout / 6, state.in_flight.clone().acquire_owned()).await
         {
