@@ -11,7 +11,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dlog=$root/target/release/dlog
 [ -x "$dlog" ] || cargo build --release -q -p decision-log --bin dlog
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
+echo "work directory: $work"
 "$dlog" init --bare "$work/log.git" >/dev/null
 export DLOG_REPO=$work/log.git DLOG_ACTOR=bench
 python3 - "$n" "$work" <<'PY'

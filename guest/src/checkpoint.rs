@@ -440,6 +440,8 @@ mod tests {
             state.apply(&e, &"c".repeat(40)).unwrap();
         }
         let bytes = state.canonical().into_bytes();
+        let general = crate::canonical::to_canonical_string(&state.to_value());
+        assert_eq!(bytes, general.into_bytes(), "the direct writer is canonical");
         let back = parse_state(&bytes).unwrap();
         assert_eq!(back.canonical().into_bytes(), bytes);
         assert_eq!(

@@ -3,13 +3,17 @@
 //!
 //! `State::apply` both checks an event against the state (the per-key
 //! compare-and-set of `supersedes`) and applies it, so the rules that admit
-//! an intent at append time are the very rules that replay the log.
+//! an intent at append time are the very rules that replay the log. How a
+//! state is written as JSON is in `json.rs`.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::canonical::{to_canonical_string, write_string};
+mod json;
+
+use json::decision_value;
+
 use crate::error::Error;
 use crate::model::{Body, Event, Record, Rejected};
 use crate::record::Details;
@@ -456,205 +460,6 @@ impl State {
         self.at_ms = undo.at_ms;
         self.counts = undo.counts;
     }
-
-    /// The state as JSON. What format v2 added (details, acceptances,
-    /// withdrawal statuses, proposals and their counts) appears only when
-    /// present, so a log of v1 events folds to the same bytes it always did.
-    pub fn to_value(&self) -> Value {
-        let decisions: Map<String, Value> =
-            self.decisions.iter().map(|(k, d)| (k.clone(), decision_value(d))).collect();
-        let retracted: Map<String, Value> = self
-            .retracted
-            .iter()
-            .map(|(k, r)| {
-                let mut v = json!({
-                    "rationale": r.rationale, "choice": r.choice, "decision": r.decision,
-                    "id": r.id, "actor": r.actor, "seq": r.seq, "at_ms": r.at_ms,
-                    "revision": r.revision,
-                });
-                if let Some(status) = &r.status {
-                    v["status"] = status.clone().into();
-                }
-                (k.clone(), v)
-            })
-            .collect();
-        let mut counts = json!({
-            "events": self.seq,
-            "decide": self.counts.decide,
-            "retract": self.counts.retract,
-            "authority": self.counts.authority,
-        });
-        for (name, n) in
-            [("propose", self.counts.propose), ("accept", self.counts.accept), ("reject", self.counts.reject)]
-        {
-            if n > 0 {
-                counts[name] = n.into();
-            }
-        }
-        let mut v = json!({
-            "space": self.space,
-            "seq": self.seq,
-            "head": self.head,
-            "authority": self.authority.as_ref().map(|a| json!({
-                "holder": a.holder, "epoch": a.epoch, "seq": a.seq, "at_ms": a.at_ms,
-            })),
-            "decisions": decisions,
-            "retracted": retracted,
-            "counts": counts,
-        });
-        if !self.proposals.is_empty() {
-            let proposals: Map<String, Value> = self
-                .proposals
-                .iter()
-                .map(|(k, by_id)| {
-                    (
-                        k.clone(),
-                        Value::Object(by_id.iter().map(|(id, p)| (id.clone(), proposal_value(p))).collect()),
-                    )
-                })
-                .collect();
-            v["proposals"] = Value::Object(proposals);
-        }
-        v
-    }
-
-    /// Whether the state holds anything format v2 added (so its canonical
-    /// form needs the general writer).
-    fn has_v2(&self) -> bool {
-        !self.proposals.is_empty()
-            || self.counts.propose + self.counts.accept + self.counts.reject > 0
-            || self.decisions.values().any(|d| !d.details.is_empty() || d.accepted.is_some())
-            || self.retracted.values().any(|r| r.status.is_some())
-    }
-
-    /// The state as canonical JSON: equal states are equal bytes.
-    ///
-    /// Written straight from the structs (building a `Value` first made each
-    /// checkpoint and each fold at head cost several microseconds per key);
-    /// the keys below are in RFC 8785 order. A map key from U+E000 up sorts
-    /// differently in UTF-16, so such states take the general path.
-    pub fn canonical(&self) -> String {
-        let high = |k: &String| k.bytes().any(|b| b >= 0xEE);
-        if self.has_v2() || self.decisions.keys().any(high) || self.retracted.keys().any(high) {
-            return to_canonical_string(&self.to_value());
-        }
-        let mut out = String::with_capacity(256 + 256 * (self.decisions.len() + self.retracted.len()));
-        let w = &mut out;
-        w.push_str("{\"authority\":");
-        match &self.authority {
-            None => w.push_str("null"),
-            Some(a) => {
-                num(w, "{\"at_ms\":", a.at_ms);
-                num(w, ",\"epoch\":", a.epoch);
-                text(w, ",\"holder\":", &a.holder);
-                num(w, ",\"seq\":", a.seq);
-                w.push('}');
-            }
-        }
-        num(w, ",\"counts\":{\"authority\":", self.counts.authority);
-        num(w, ",\"decide\":", self.counts.decide);
-        num(w, ",\"events\":", self.seq);
-        num(w, ",\"retract\":", self.counts.retract);
-        w.push_str("},\"decisions\":{");
-        for (i, (key, d)) in self.decisions.iter().enumerate() {
-            text(w, if i == 0 { "" } else { "," }, key);
-            text(w, ":{\"actor\":", &d.actor);
-            num(w, ",\"at_ms\":", d.at_ms);
-            text(w, ",\"choice\":", &d.choice);
-            text(w, ",\"id\":", &d.id);
-            text(w, ",\"rationale\":", &d.rationale);
-            w.push_str(",\"rejected\":[");
-            for (j, r) in d.rejected.iter().enumerate() {
-                text(w, if j == 0 { "{\"option\":" } else { ",{\"option\":" }, &r.option);
-                text(w, ",\"why\":", &r.why);
-                w.push('}');
-            }
-            num(w, "],\"revision\":", d.revision);
-            num(w, ",\"seq\":", d.seq);
-            w.push('}');
-        }
-        w.push_str("},\"head\":");
-        match &self.head {
-            None => w.push_str("null"),
-            Some(head) => text(w, "", head),
-        }
-        w.push_str(",\"retracted\":{");
-        for (i, (key, r)) in self.retracted.iter().enumerate() {
-            text(w, if i == 0 { "" } else { "," }, key);
-            text(w, ":{\"actor\":", &r.actor);
-            num(w, ",\"at_ms\":", r.at_ms);
-            text(w, ",\"choice\":", &r.choice);
-            text(w, ",\"decision\":", &r.decision);
-            text(w, ",\"id\":", &r.id);
-            text(w, ",\"rationale\":", &r.rationale);
-            num(w, ",\"revision\":", r.revision);
-            num(w, ",\"seq\":", r.seq);
-            w.push('}');
-        }
-        num(w, "},\"seq\":", self.seq);
-        text(w, ",\"space\":", &self.space);
-        w.push('}');
-        out
-    }
-}
-
-/// `prefix` then a JSON number.
-fn num(out: &mut String, prefix: &str, n: u64) {
-    use std::fmt::Write as _;
-    out.push_str(prefix);
-    let _ = write!(out, "{n}"); // writing to a String cannot fail
-}
-
-/// `prefix` then a canonical JSON string.
-fn text(out: &mut String, prefix: &str, s: &str) {
-    out.push_str(prefix);
-    write_string(s, out);
-}
-
-fn rejected_value(rejected: &[Rejected]) -> Value {
-    rejected.iter().map(|r| json!({"option": r.option, "why": r.why})).collect()
-}
-
-fn closing_value(c: &Closing) -> Value {
-    let mut v = json!({"id": c.id, "actor": c.actor, "seq": c.seq, "at_ms": c.at_ms});
-    if let Some(why) = &c.rationale {
-        v["rationale"] = why.clone().into();
-    }
-    v
-}
-
-/// Copy the details into a record's JSON (they never share a name with
-/// the fixed fields).
-fn with_details(mut v: Value, details: &Details) -> Value {
-    if let Value::Object(m) = &mut v {
-        m.extend(details.iter().map(|(k, d)| (k.clone(), d.clone())));
-    }
-    v
-}
-
-fn decision_value(d: &Decision) -> Value {
-    let mut v = json!({
-        "choice": d.choice, "rationale": d.rationale, "rejected": rejected_value(&d.rejected), "id": d.id,
-        "actor": d.actor, "seq": d.seq, "at_ms": d.at_ms, "revision": d.revision,
-    });
-    if let Some(a) = &d.accepted {
-        v["accepted"] = closing_value(a);
-    }
-    with_details(v, &d.details)
-}
-
-fn proposal_value(p: &Proposal) -> Value {
-    let mut v = json!({
-        "choice": p.choice, "rationale": p.rationale, "rejected": rejected_value(&p.rejected), "id": p.id,
-        "actor": p.actor, "seq": p.seq, "at_ms": p.at_ms, "status": p.status,
-    });
-    if let Some(s) = &p.supersedes {
-        v["supersedes"] = s.clone().into();
-    }
-    if let Some(r) = &p.rejection {
-        v["rejection"] = closing_value(r);
-    }
-    with_details(v, &p.details)
 }
 
 fn heads(states: &[State]) -> Value {
@@ -710,6 +515,7 @@ pub fn union(states: &[State]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canonical::to_canonical_string;
     use crate::model::Intent;
 
     fn ev(seq: u64, id: &str, kind: &str, body: &str) -> Event {
