@@ -197,6 +197,15 @@ pub fn decision_page(shown: &Shown, live: bool) -> String {
         }
         (None, None) => main.push_str("<p class=\"current\">Nothing in force.</p>\n"),
     }
+    for p in &shown.proposals {
+        let _ = writeln!(
+            main,
+            "<p class=\"proposal\">{} proposal: <span class=\"choice\">{}</span> (#{})</p>",
+            escape(p["status"].as_str().unwrap_or("proposed")),
+            escape(text(p, "choice")),
+            p["seq"]
+        );
+    }
     let _ = write!(
         main,
         "<section aria-labelledby=\"h-history\"><h2 id=\"h-history\">History ({} events)</h2>\n<ol id=\"timeline\" class=\"timeline\" reversed>\n",
@@ -232,7 +241,28 @@ fn timeline_item(e: &Event, by_id: &HashMap<&str, &Event>, in_force: Option<&str
         "decide" => {
             format!("Decided <span class=\"choice\">{}</span>{}", escape(text(&b, "choice")), extras(&b))
         }
-        "retract" => "Withdrew the decision".to_owned(),
+        "retract" => match b["status"].as_str() {
+            Some(status) => format!("Withdrew the decision ({})", escape(status)),
+            None => "Withdrew the decision".to_owned(),
+        },
+        "propose" => format!(
+            "Proposed <span class=\"choice\">{}</span> ({}){}",
+            escape(text(&b, "choice")),
+            escape(b["status"].as_str().unwrap_or("proposed")),
+            extras(&b)
+        ),
+        "accept" | "reject" => {
+            let verb = if e.kind == "accept" { "Accepted" } else { "Rejected" };
+            let proposal = b["proposal"].as_str().unwrap_or("");
+            match by_id.get(proposal) {
+                Some(p) => format!(
+                    "{verb} proposal <a href=\"#ev-{seq}\">#{seq} ({})</a>",
+                    escape(body(p)["choice"].as_str().unwrap_or("")),
+                    seq = p.seq
+                ),
+                None => format!("{verb} proposal <code>{}</code>", escape(proposal)),
+            }
+        }
         other => escape(other),
     };
     let current = if in_force == Some(e.id.as_str()) { " <span class=\"badge\">in force</span>" } else { "" };
