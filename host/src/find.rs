@@ -133,8 +133,11 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
     let (date, rest) = t.split_at(t.len().min(10));
     let parts: Vec<&str> = date.split('-').collect();
     let [y, m, d] = parts.as_slice() else { return Err(bad()) };
+    if (y.len(), m.len(), d.len()) != (4, 2, 2) {
+        return Err(bad());
+    }
     let (y, m, d) = (num(y)?, num(m)?, num(d)?);
-    if y.to_string().len() != 4 || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return Err(bad());
     }
     let mut ms = 0i64;
