@@ -180,6 +180,22 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
     u64::try_from(total).map_err(|_| format!("{text:?} is before 1970"))
 }
 
+/// Milliseconds since 1970 as a UTC calendar date `YYYY-MM-DD` (Howard
+/// Hinnant's days-to-civil; the inverse of [`parse_time`]'s date part).
+pub fn civil_date(at_ms: u64) -> String {
+    let days = (at_ms / 86_400_000) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{d:02}")
+}
+
 /// The records of one fold, each with its key and status.
 fn records(fold: &Value) -> Vec<(String, String, &Value)> {
     let section = |name: &str| fold[name].as_object().into_iter().flatten();
@@ -259,6 +275,9 @@ mod tests {
         assert_eq!(parse_time("2023-11-14 22:13:20.5"), Ok(1_700_000_000_500));
         assert_eq!(parse_time("2023-11-15T00:13:20+02:00"), Ok(1_700_000_000_000));
         assert_eq!(parse_time("2000-03-01"), Ok(951_868_800_000));
+        for ms in [0, 951_782_400_000, 1_700_000_000_000] {
+            assert_eq!(parse_time(&civil_date(ms)), Ok(ms - ms % 86_400_000), "{ms}");
+        }
         for bad in
             ["yesterday", "2024-13-01", "2024-01-01T25:00:00Z", "2024-1-1", "1969-12-31", "2024-01-01T10:00Q"]
         {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::find::civil_date;
 use crate::{Error, Event, Space};
 
 /// The Markdown layout to write.
@@ -49,22 +50,6 @@ struct Rec {
     superseded_by: Option<usize>,
     supersedes: Option<usize>,
     closing: Option<String>,
-}
-
-fn date(at_ms: u64) -> String {
-    // Days since the epoch to a civil date (Howard Hinnant's algorithm):
-    // the library has no date crate, and this is all it needs.
-    let days = (at_ms / 86_400_000) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{:04}-{m:02}-{d:02}", if m <= 2 { y + 1 } else { y })
 }
 
 fn slug(title: &str) -> String {
@@ -158,7 +143,7 @@ fn render(r: &Rec, recs: &[Rec], space: &str, style: Style) -> String {
     let b = &r.body;
     let s = |k: &str| b[k].as_str().unwrap_or("").trim().to_owned();
     let title = b["title"].as_str().map_or_else(|| r.key.clone(), str::to_owned);
-    let day = b["meta"]["adr"]["date"].as_str().map_or_else(|| date(r.at_ms), str::to_owned);
+    let day = b["meta"]["adr"]["date"].as_str().map_or_else(|| civil_date(r.at_ms), str::to_owned);
     let mut fm = vec![
         "---".to_owned(),
         format!("status: {}", yaml(&json!(r.status))),
@@ -296,7 +281,7 @@ pub fn export(space: &Space, style: Style) -> Result<(Vec<Exported>, String), Er
     );
     for r in &recs {
         let title = r.body["title"].as_str().map_or_else(|| r.key.clone(), str::to_owned);
-        let day = r.body["meta"]["adr"]["date"].as_str().map_or_else(|| date(r.at_ms), str::to_owned);
+        let day = r.body["meta"]["adr"]["date"].as_str().map_or_else(|| civil_date(r.at_ms), str::to_owned);
         let file = file_name(r);
         index += &format!("| {} | [{}]({file}) | {} | {day} |\n", r.seq, title.replace('|', "\\|"), r.status);
         files.push(Exported {
@@ -316,9 +301,8 @@ mod tests {
 
     #[test]
     fn dates_and_slugs_are_what_file_names_need() {
-        assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(1_700_000_000_000), "2023-11-14");
-        assert_eq!(date(951_782_400_000), "2000-02-29");
+        assert_eq!(civil_date(1_700_000_000_000), "2023-11-14");
+        assert_eq!(civil_date(951_782_400_000), "2000-02-29");
         assert_eq!(slug("Use Postgres: for *everything*!"), "use-postgres-for-everything");
         assert_eq!(slug("???"), "decision");
     }

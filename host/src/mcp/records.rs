@@ -49,6 +49,27 @@ pub(crate) struct Details {
     pub meta: Option<Value>,
 }
 
+/// The body of a `decide` or a `propose`: the record's own fields, then
+/// whichever details were given (the guest checks them all).
+pub(crate) fn record_body(
+    key: String,
+    choice: String,
+    rationale: String,
+    rejected: Option<Vec<Rejected>>,
+    supersedes: Option<String>,
+    details: Details,
+) -> Value {
+    let mut body = json!({"key": key, "choice": choice, "rationale": rationale});
+    if let Some(rejected) = rejected.filter(|r| !r.is_empty()) {
+        body["rejected"] = rejected.iter().map(|r| json!({"option": r.option, "why": r.why})).collect();
+    }
+    if let Some(s) = supersedes {
+        body["supersedes"] = json!(s);
+    }
+    details.write(&mut body);
+    body
+}
+
 impl Details {
     /// Add the details given to an intent body (the guest checks them).
     pub(crate) fn write(self, body: &mut Value) {
@@ -201,16 +222,7 @@ impl DecisionLogServer {
             Ok(a) => a,
             Err(e) => return tool_error(&e, None),
         };
-        let mut body = json!({"key": args.key, "choice": args.choice, "rationale": args.rationale});
-        if let Some(rejected) = args.rejected.filter(|r| !r.is_empty()) {
-            body["rejected"] = rejected.iter().map(|r| json!({"option": r.option, "why": r.why})).collect();
-        }
-        for (name, v) in [("supersedes", args.supersedes), ("status", args.status)] {
-            if let Some(v) = v {
-                body[name] = json!(v);
-            }
-        }
-        Details {
+        let details = Details {
             title: args.title,
             context: args.context,
             consequences: args.consequences,
@@ -220,8 +232,12 @@ impl DecisionLogServer {
             tags: args.tags,
             links: args.links,
             meta: args.meta,
+        };
+        let mut body =
+            record_body(args.key, args.choice, args.rationale, args.rejected, args.supersedes, details);
+        if let Some(status) = args.status {
+            body["status"] = json!(status);
         }
-        .write(&mut body);
         let intent = Intent {
             id: args.id,
             actor,

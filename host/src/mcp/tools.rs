@@ -417,14 +417,7 @@ impl DecisionLogServer {
             Ok(a) => a,
             Err(e) => return tool_error(&e, None),
         };
-        let mut body = json!({"key": args.key, "choice": args.choice, "rationale": args.rationale});
-        if let Some(rejected) = args.rejected.filter(|r| !r.is_empty()) {
-            body["rejected"] = rejected.iter().map(|r| json!({"option": r.option, "why": r.why})).collect();
-        }
-        if let Some(s) = args.supersedes {
-            body["supersedes"] = json!(s);
-        }
-        super::records::Details {
+        let details = super::records::Details {
             title: args.title,
             context: args.context,
             consequences: args.consequences,
@@ -434,8 +427,15 @@ impl DecisionLogServer {
             tags: args.tags,
             links: args.links,
             meta: args.meta,
-        }
-        .write(&mut body);
+        };
+        let body = super::records::record_body(
+            args.key,
+            args.choice,
+            args.rationale,
+            args.rejected,
+            args.supersedes,
+            details,
+        );
         let intent = Intent {
             id: args.id,
             actor,

@@ -75,19 +75,8 @@ pub fn key_from_file(file: &str) -> Option<String> {
 /// Milliseconds since 1970 as `YYYY-MM-DD HH:MM UTC`.
 pub(crate) fn time(at_ms: u64) -> String {
     let secs = at_ms / 1000;
-    let days = (secs / 86_400) as i64;
     let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Howard Hinnant's days-to-civil: the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{d:02} {h:02}:{m:02} UTC")
+    format!("{} {h:02}:{m:02} UTC", crate::find::civil_date(at_ms))
 }
 
 /// A whole page around `main`; `root` is the relative path back to the
