@@ -406,3 +406,20 @@ fn an_event_of_a_newer_format_is_refused_naming_the_version_it_needs() {
     assert!(repo.run(&["events", "s"]).status.success());
     assert_eq!(fold(&repo, "s")["seq"], 0, "nothing was written");
 }
+
+#[test]
+fn exporting_an_empty_space_and_importing_a_directory_without_records_fail_clearly() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().unwrap();
+    let export = repo.run(&["adr", "export", "none", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(export.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&export.stderr).contains("space \"none\" has no events"));
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "nothing is written");
+    std::fs::write(out.path().join("index.md"), "# Decisions\n").unwrap();
+    let import = repo.run(&["adr", "import", "team", out.path().to_str().unwrap()]);
+    assert_eq!(import.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&import.stderr).contains("holds no ADR files"));
+    let missing = repo.run(&["adr", "import", "team", "/no/such/dir"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the ADR directory /no/such/dir"));
+}
