@@ -230,11 +230,11 @@ fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value, String> {
     v.get(key).ok_or_else(|| format!("state has no {key:?}"))
 }
 
-fn text(v: &Value, key: &str) -> Result<String, String> {
+pub(crate) fn text(v: &Value, key: &str) -> Result<String, String> {
     field(v, key)?.as_str().map(str::to_owned).ok_or_else(|| format!("state field {key:?} is not a string"))
 }
 
-fn number(v: &Value, key: &str) -> Result<u64, String> {
+pub(crate) fn number(v: &Value, key: &str) -> Result<u64, String> {
     field(v, key)?.as_u64().ok_or_else(|| format!("state field {key:?} is not an integer"))
 }
 
@@ -274,13 +274,15 @@ fn closing(v: Option<&Value>) -> Result<Option<Closing>, String> {
     }))
 }
 
-/// A stored state back into a [`State`] (its `epoch` and `at_ms`, which the
-/// state JSON does not carry, are filled in by the caller from the event).
-/// Whatever it holds, it must re-serialize to the very same bytes, so a
-/// state with anything this reader does not know is refused, not misread.
-pub fn parse_state(bytes: &[u8]) -> Result<State, String> {
-    let json = std::str::from_utf8(bytes).map_err(|_| "state is not UTF-8")?;
-    let v = parse_strict(json, MAX_STATE_BYTES).map_err(|e| format!("state is not valid JSON: {e}"))?;
+/// The three record maps of a fold-shaped JSON object (a whole state, or
+/// one page of a paged checkpoint).
+#[allow(clippy::type_complexity)]
+pub(crate) fn parse_records(
+    v: &Value,
+) -> Result<
+    (BTreeMap<String, Decision>, BTreeMap<String, Retraction>, BTreeMap<String, BTreeMap<String, Proposal>>),
+    String,
+> {
     let mut decisions = BTreeMap::new();
     for (key, d) in object(&v, "decisions")? {
         decisions.insert(
@@ -338,6 +340,17 @@ pub fn parse_state(bytes: &[u8]) -> Result<State, String> {
             }
         }
     }
+    Ok((decisions, retracted, proposals))
+}
+
+/// A stored state back into a [`State`] (its `epoch` and `at_ms`, which the
+/// state JSON does not carry, are filled in by the caller from the event).
+/// Whatever it holds, it must re-serialize to the very same bytes, so a
+/// state with anything this reader does not know is refused, not misread.
+pub fn parse_state(bytes: &[u8]) -> Result<State, String> {
+    let json = std::str::from_utf8(bytes).map_err(|_| "state is not UTF-8")?;
+    let v = parse_strict(json, MAX_STATE_BYTES).map_err(|e| format!("state is not valid JSON: {e}"))?;
+    let (decisions, retracted, proposals) = parse_records(&v)?;
     let authority = match field(&v, "authority")? {
         Value::Null => None,
         a => Some(Authority {
@@ -358,6 +371,7 @@ pub fn parse_state(bytes: &[u8]) -> Result<State, String> {
         decisions,
         retracted,
         proposals,
+        history: BTreeMap::new(),
         counts: Counts {
             decide: number(counts, "decide")?,
             retract: number(counts, "retract")?,

@@ -181,6 +181,15 @@ impl Guest for Component {
         with_log(|log| log.fold(&space, at.as_ref()))
     }
 
+    fn show(space: String, key: String) -> Result<Option<wit::Shown>, wit::Error> {
+        with_log(|log| log.show(&space, &key)).map(|shown| {
+            shown.map(|(record, history)| wit::Shown {
+                record,
+                history: history.into_iter().map(to_wit_event).collect(),
+            })
+        })
+    }
+
     fn overlay(spaces: Vec<String>) -> Result<String, wit::Error> {
         with_log(|log| log.overlay(&spaces))
     }

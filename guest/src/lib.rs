@@ -10,7 +10,8 @@
 //!   [`record`]: the optional fields and statuses format v2 added.
 //! - [`gitobj`]: events as git blobs, trees and commits, and back.
 //! - [`fold`]: the coordination state, overlay and union.
-//! - [`idindex`]: the on-disk index of intent ids in checkpoints.
+//! - [`idindex`]: the on-disk index of intent ids in checkpoints;
+//!   [`pages`]: the fold in key-sorted pages, so one key costs one page.
 //! - [`log`]: append, read, fold, verify and import over a [`host::Host`].
 
 pub mod canonical;
@@ -23,6 +24,7 @@ pub mod idindex;
 pub mod json;
 pub mod log;
 pub mod model;
+pub mod pages;
 pub mod record;
 
 #[cfg(target_arch = "wasm32")]

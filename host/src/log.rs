@@ -326,6 +326,14 @@ impl Space {
         self.log.call(|b, s| b.dlog_decision_log_log().call_fold(s, &self.name, None))
     }
 
+    /// One key: what the fold holds of it (canonical JSON with `decision`,
+    /// `retracted` and `proposals`, each only when present) and the events
+    /// that touched it, oldest first; none when no event ever did.
+    pub fn show_key(&self, key: &str) -> Result<Option<(String, Vec<Event>)>, Error> {
+        let shown = self.log.call(|b, s| b.dlog_decision_log_log().call_show(s, &self.name, key))?;
+        Ok(shown.map(|s| (s.record, s.history.into_iter().map(Event::from).collect())))
+    }
+
     /// The coordination state up to a seq or commit, as canonical JSON.
     pub fn fold_at(&self, at: &Position) -> Result<String, Error> {
         let at = wit::Position::from(at);

@@ -32,28 +32,24 @@ impl Space {
     /// One decision with why, why not and its history.
     /// [`Error::NotFound`] when the key was never written in this space.
     pub fn show(&self, key: &str) -> Result<Shown, Error> {
-        const PAGE: u32 = 1000;
-        let state: Value =
-            serde_json::from_str(&self.fold()?).map_err(|e| Error::Guest(format!("fold output: {e}")))?;
-        let mut history = Vec::new();
-        let mut next = 1;
-        loop {
-            let page = self.events(next, PAGE)?;
-            for e in &page {
-                let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
-                if body["key"].as_str() == Some(key) {
-                    history.push(e.clone());
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE as usize => next = last.seq + 1,
-                _ => break,
-            }
-        }
-        if history.is_empty() {
+        // The guest reads the key's checkpoint page and its events only, so
+        // this costs the same in a space of ten keys or of a million.
+        let Some((record, history)) = self.show_key(key)? else {
             return Err(Error::NotFound(format!("key {key:?} was never decided in space {:?}", self.name())));
-        }
-        Ok(Shown::from_fold(self.name(), key, &state, history))
+        };
+        let record: Value =
+            serde_json::from_str(&record).map_err(|e| Error::Guest(format!("show output: {e}")))?;
+        let mut proposals: Vec<Value> =
+            record["proposals"].as_object().map(|p| p.values().cloned().collect()).unwrap_or_default();
+        proposals.sort_by_key(|p| p["seq"].as_u64());
+        Ok(Shown {
+            space: self.name().to_owned(),
+            key: key.to_owned(),
+            decision: record.get("decision").cloned(),
+            retracted: record.get("retracted").cloned(),
+            proposals,
+            history,
+        })
     }
 }
 

@@ -16,21 +16,8 @@ impl State {
     pub fn to_value(&self) -> Value {
         let decisions: Map<String, Value> =
             self.decisions.iter().map(|(k, d)| (k.clone(), decision_value(d))).collect();
-        let retracted: Map<String, Value> = self
-            .retracted
-            .iter()
-            .map(|(k, r)| {
-                let mut v = json!({
-                    "rationale": r.rationale, "choice": r.choice, "decision": r.decision,
-                    "id": r.id, "actor": r.actor, "seq": r.seq, "at_ms": r.at_ms,
-                    "revision": r.revision,
-                });
-                if let Some(status) = &r.status {
-                    v["status"] = status.clone().into();
-                }
-                (k.clone(), v)
-            })
-            .collect();
+        let retracted: Map<String, Value> =
+            self.retracted.iter().map(|(k, r)| (k.clone(), retraction_value(r))).collect();
         let mut counts = json!({
             "events": self.seq,
             "decide": self.counts.decide,
@@ -286,7 +273,7 @@ fn with_details(mut v: Value, details: &Details) -> Value {
     v
 }
 
-pub(super) fn decision_value(d: &Decision) -> Value {
+pub(crate) fn decision_value(d: &Decision) -> Value {
     let mut v = json!({
         "choice": d.choice, "rationale": d.rationale, "rejected": rejected_value(&d.rejected), "id": d.id,
         "actor": d.actor, "seq": d.seq, "at_ms": d.at_ms, "revision": d.revision,
@@ -297,7 +284,7 @@ pub(super) fn decision_value(d: &Decision) -> Value {
     with_details(v, &d.details)
 }
 
-fn proposal_value(p: &Proposal) -> Value {
+pub(crate) fn proposal_value(p: &Proposal) -> Value {
     let mut v = json!({
         "choice": p.choice, "rationale": p.rationale, "rejected": rejected_value(&p.rejected), "id": p.id,
         "actor": p.actor, "seq": p.seq, "at_ms": p.at_ms, "status": p.status,
@@ -309,4 +296,16 @@ fn proposal_value(p: &Proposal) -> Value {
         v["rejection"] = closing_value(r);
     }
     with_details(v, &p.details)
+}
+
+pub(crate) fn retraction_value(r: &Retraction) -> Value {
+    let mut v = json!({
+        "rationale": r.rationale, "choice": r.choice, "decision": r.decision,
+        "id": r.id, "actor": r.actor, "seq": r.seq, "at_ms": r.at_ms,
+        "revision": r.revision,
+    });
+    if let Some(status) = &r.status {
+        v["status"] = status.clone().into();
+    }
+    v
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-mod json;
+pub(crate) mod json;
 
 use json::decision_value;
 
@@ -181,6 +181,10 @@ pub struct State {
     pub proposals: BTreeMap<String, BTreeMap<String, Proposal>>,
     /// Events by kind.
     pub counts: Counts,
+    /// The seqs of every event that touched each key, oldest first: a
+    /// key's history without scanning the log. Not part of the fold's
+    /// JSON; checkpoints store it with each key's record.
+    pub history: BTreeMap<String, Vec<u64>>,
 }
 
 impl State {
@@ -197,7 +201,28 @@ impl State {
             retracted: BTreeMap::new(),
             proposals: BTreeMap::new(),
             counts: Counts::default(),
+            history: BTreeMap::new(),
         }
+    }
+
+    /// The state without its records: what a paged checkpoint's
+    /// `head.json` holds.
+    pub fn head_only(&self) -> State {
+        State {
+            space: self.space.clone(),
+            seq: self.seq,
+            head: self.head.clone(),
+            epoch: self.epoch,
+            at_ms: self.at_ms,
+            authority: self.authority.clone(),
+            counts: self.counts.clone(),
+            ..State::new(&self.space)
+        }
+    }
+
+    /// Every key with a record: decided, withdrawn or proposed.
+    pub fn keys(&self) -> std::collections::BTreeSet<&String> {
+        self.decisions.keys().chain(self.retracted.keys()).chain(self.proposals.keys()).collect()
     }
 
     /// The proposal `id` for `key`, if it is open (neither accepted nor
@@ -408,6 +433,9 @@ impl State {
                 self.counts.authority += 1;
             }
         }
+        if let Some(key) = event.body.key() {
+            self.history.entry(key.to_owned()).or_default().push(event.seq);
+        }
         self.seq = event.seq;
         self.epoch = event.epoch;
         self.at_ms = event.at_ms;
@@ -449,9 +477,16 @@ impl State {
                 None => self.retracted.remove(&key),
             };
             match proposals {
-                Some(p) => self.proposals.insert(key, p),
+                Some(p) => self.proposals.insert(key.clone(), p),
                 None => self.proposals.remove(&key),
             };
+            // The undone event was the newest to touch its key.
+            if let Some(seqs) = self.history.get_mut(&key) {
+                seqs.pop();
+                if seqs.is_empty() {
+                    self.history.remove(&key);
+                }
+            }
         }
         self.authority = undo.authority;
         self.seq = undo.seq;

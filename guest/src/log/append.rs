@@ -45,6 +45,10 @@ impl<H: Host> Log<H> {
 
     /// Append intents as one unit (one ref update).
     pub fn append_batch(&mut self, space: &str, raws: &[RawIntent]) -> Result<Vec<Appended>, Error> {
+        self.paged(space, |log| log.append_checked(space, raws))
+    }
+
+    fn append_checked(&mut self, space: &str, raws: &[RawIntent]) -> Result<Vec<Appended>, Error> {
         model::validate_space(space)?;
         let intents = raws
             .iter()
@@ -133,6 +137,9 @@ impl<H: Host> Ctx<H> {
                 d.results.push(again);
                 continue;
             }
+            if let Some(key) = intent.body.key() {
+                self.load_key(replica, key)?;
+            }
             let state = &replica.state;
             if let Some(expected) = intent.expect_seq
                 && expected != state.seq
@@ -186,6 +193,9 @@ impl<H: Host> Ctx<H> {
             };
             let encoded = gitobj::encode_event(&event, state.head.as_deref());
             d.undo.push(replica.state.apply_undoable(&event, &encoded.commit_id)?);
+            if let Some(key) = event.body.key() {
+                replica.dirty.insert(key.to_owned());
+            }
             let appended =
                 Appended { stored: Stored { event, commit: encoded.commit_id.clone() }, created: true };
             d.batch_ids.insert(intent.id.clone(), d.results.len());

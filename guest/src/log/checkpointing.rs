@@ -4,7 +4,8 @@
 
 use super::ctx::Ctx;
 use super::index::IndexError;
-use super::replica::{KnownCheckpoint, Replica};
+use super::replica::{KnownCheckpoint, Paged, Replica};
+use super::paging;
 use super::{CheckpointInfo, Log, storage};
 use crate::checkpoint;
 use crate::error::Error;
@@ -24,7 +25,7 @@ impl<H: Host> Log<H> {
                 // The previous checkpoint's index is damaged: replay the log
                 // and write a checkpoint that starts a new chain.
                 ctx.warn(format!(
-                    "the index of the checkpoint of space {space:?} is unusable ({problem}); replayed the whole log"
+                    "the checkpoint of space {space:?} cannot be extended ({problem}); replayed the whole log"
                 ));
                 ctx.replay(replica)?;
                 ctx.write_checkpoint(space, replica)?
@@ -111,23 +112,34 @@ impl<H: Host> Ctx<H> {
         }
         let entries = self.tree(&header.tree)?;
         let find = |name: &str, dir: bool| checkpoint::find_entry(&entries, name, dir);
-        let state_id = find("state.json", false).ok_or_else(|| Error::corrupt("no state.json"))?;
         let index_tree = find("index", true).ok_or_else(|| Error::corrupt("no index"))?;
         let ids_tree = find("ids", true).ok_or_else(|| {
             Error::corrupt(
                 "it has no id index: an older dlog wrote it; `dlog checkpoint` writes a current one",
             )
         })?;
+        // A paged checkpoint keeps its records in pages, read a key at a
+        // time; an older dlog's holds the whole fold in `state.json`.
+        let (state_id, pages) = match find("head.json", false) {
+            Some(head) => {
+                let tree = find("pages", true).ok_or_else(|| Error::corrupt("no pages"))?;
+                (head, Some(self.read_paged(&tree)?))
+            }
+            None => (find("state.json", false).ok_or_else(|| Error::corrupt("no state.json"))?, None),
+        };
         let bytes = self.read(&state_id, ObjectKind::Blob)?;
         if checkpoint::sha1_hex(&bytes) != header.state_sha1 {
-            return Err(Error::corrupt("state.json does not match its Dlog-State-Sha1"));
+            return Err(Error::corrupt("its state does not match its Dlog-State-Sha1"));
         }
         let mut state = checkpoint::parse_state(&bytes).map_err(Error::Corrupt)?;
+        if pages.is_some() && !state.keys().is_empty() {
+            return Err(Error::corrupt("head.json holds records"));
+        }
         if state.space != space
             || state.seq != header.seq
             || state.head.as_deref() != Some(header.event.as_str())
         {
-            return Err(Error::corrupt("state.json does not describe the event the checkpoint names"));
+            return Err(Error::corrupt("its state does not describe the event the checkpoint names"));
         }
         let (event, _) = self.load(&header.event)?;
         if event.seq != header.seq || event.space != space {
@@ -138,7 +150,7 @@ impl<H: Host> Ctx<H> {
         }
         state.epoch = event.epoch;
         state.at_ms = event.at_ms;
-        Ok((state, KnownCheckpoint { commit, seq: header.seq, index_tree, ids_tree, event: header.event }))
+        Ok((state, KnownCheckpoint { commit, seq: header.seq, index_tree, ids_tree, event: header.event, pages }))
     }
 
     /// Write a checkpoint of `space` at `replica`'s head, unless one covers
@@ -181,18 +193,29 @@ impl<H: Host> Ctx<H> {
                 id: (*id).clone(),
             })
             .collect();
-        let state = replica.state.canonical().into_bytes();
+        if !replica.histories {
+            // Its state came from an older dlog's checkpoint, which holds no
+            // key histories: the caller replays the log to write a paged one.
+            return Err(Error::corrupt(
+                "the checkpoint it started from was written by an older dlog and holds no key histories",
+            ));
+        }
+        let head = replica.state.head_only().canonical().into_bytes();
+        let (lasts, page_ids, blobs) = self.next_pages(replica)?;
+        let (pages_tree, fences) = paging::pages_tree(&lasts, &page_ids);
+        let pages_id = gitobj::object_id(ObjectKind::Tree, &pages_tree);
         let at_ms = replica.state.at_ms;
         // An unusable previous checkpoint is replaced by a new chain.
         let previous = replica.checkpoint.clone();
         let expected = replica.checkpoint_tip.clone();
         let index_id = self.write_index(previous.as_ref(), &entries).map_err(IndexError::into_error)?;
         let ids_id = self.write_runs(previous.as_ref(), last + 1, &hashes).map_err(IndexError::into_error)?;
-        let state_id = gitobj::object_id(ObjectKind::Blob, &state);
+        let head_id = gitobj::object_id(ObjectKind::Blob, &head);
         let root = checkpoint::encode_tree(&[
+            ("head.json".into(), ObjectKind::Blob, head_id.clone()),
             ("ids".into(), ObjectKind::Tree, ids_id.clone()),
             ("index".into(), ObjectKind::Tree, index_id.clone()),
-            ("state.json".into(), ObjectKind::Blob, state_id.clone()),
+            ("pages".into(), ObjectKind::Tree, pages_id.clone()),
         ]);
         let root_id = gitobj::object_id(ObjectKind::Tree, &root);
         let header = checkpoint::Header {
@@ -201,22 +224,30 @@ impl<H: Host> Ctx<H> {
             space: space.to_owned(),
             seq,
             event: event.clone(),
-            state_sha1: checkpoint::sha1_hex(&state),
+            state_sha1: checkpoint::sha1_hex(&head),
         };
         let commit = checkpoint::encode_commit(&header, at_ms);
         let commit_id = gitobj::object_id(ObjectKind::Commit, &commit);
-        self.write(ObjectKind::Blob, &state, &state_id)?;
+        for (bytes, id) in blobs.iter().chain([&fences]) {
+            self.write(ObjectKind::Blob, bytes, id)?;
+        }
+        self.write(ObjectKind::Tree, &pages_tree, &pages_id)?;
+        self.write(ObjectKind::Blob, &head, &head_id)?;
         self.write(ObjectKind::Tree, &root, &root_id)?;
         self.write(ObjectKind::Commit, &commit, &commit_id)?;
         let name = checkpoint::checkpoint_ref(space);
         match self.host.compare_and_swap(&name, expected.as_deref(), &commit_id).map_err(storage)? {
             Swap::Swapped => {
+                let pages = Paged { tree: pages_id, lasts, pages: page_ids };
+                replica.base = Some(pages.clone());
+                replica.dirty.clear();
                 replica.adopt(KnownCheckpoint {
                     commit: commit_id.clone(),
                     seq,
                     index_tree: index_id,
                     ids_tree: ids_id,
                     event: event.clone(),
+                    pages: Some(pages),
                 });
                 Ok(Some(CheckpointInfo { seq, commit: commit_id, event }))
             }

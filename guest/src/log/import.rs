@@ -12,6 +12,10 @@ use crate::model::{self, Event};
 impl<H: Host> Log<H> {
     /// Replay exported events into `space`; see the WIT `import`.
     pub fn import(&mut self, space: &str, lines: &[String]) -> Result<ImportReport, Error> {
+        self.paged(space, |log| log.import_checked(space, lines))
+    }
+
+    fn import_checked(&mut self, space: &str, lines: &[String]) -> Result<ImportReport, Error> {
         model::validate_space(space)?;
         let line_error = |n: usize, m: String| Error::Invalid(format!("line {n}: {m}"));
         // Every line is checked as a replica would check the stored event,
@@ -72,6 +76,13 @@ impl<H: Host> Log<H> {
         }
         let mut draft = Draft { base: replica.head(), ..Draft::default() };
         for (event, encoded) in fresh {
+            if let Some(key) = event.body.key() {
+                if let Err(e) = ctx.load_key(replica, key) {
+                    draft.take_back(&mut replica.state);
+                    return Err(e);
+                }
+                replica.dirty.insert(key.to_owned());
+            }
             match replica.state.apply_undoable(&event, &encoded.commit_id) {
                 Ok(undo) => draft.undo.push(undo),
                 Err(e) => {

@@ -18,6 +18,7 @@ mod checkpointing;
 mod ctx;
 mod import;
 mod index;
+mod paging;
 mod read;
 mod replica;
 mod sync;

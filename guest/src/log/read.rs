@@ -30,11 +30,18 @@ impl<H: Host> Log<H> {
 
     /// The fold of a space, at its head or at a position.
     pub fn fold_state(&mut self, space: &str, at: Option<&Position>) -> Result<State, Error> {
+        self.paged(space, |log| log.fold_state_at(space, at))
+    }
+
+    fn fold_state_at(&mut self, space: &str, at: Option<&Position>) -> Result<State, Error> {
         model::validate_space(space)?;
         let (ctx, replica) = self.sync(space)?;
         let head_seq = replica.state.seq;
         let upto = match at {
-            None => return Ok(replica.state.clone()),
+            None => {
+                ctx.load_all(replica)?;
+                return Ok(replica.state.clone());
+            }
             Some(Position::Seq(seq)) if *seq <= head_seq => *seq,
             Some(Position::Seq(seq)) => {
                 return Err(Error::NotFound(format!(
@@ -64,6 +71,55 @@ impl<H: Host> Log<H> {
             }
             Ok(state)
         })
+    }
+
+    /// One key of a space: its record as canonical JSON (`decision`,
+    /// `retracted` and `proposals`, each only when present) and the events
+    /// that touched it, oldest first; none when no event ever did. Reads
+    /// the key's page and its events, not the whole fold or log.
+    pub fn show(&mut self, space: &str, key: &str) -> Result<Option<(String, Vec<Stored>)>, Error> {
+        self.paged(space, |log| log.show_key(space, key))
+    }
+
+    fn show_key(&mut self, space: &str, key: &str) -> Result<Option<(String, Vec<Stored>)>, Error> {
+        model::validate_space(space)?;
+        let (ctx, replica) = self.sync(space)?;
+        ctx.load_key(replica, key)?;
+        let seqs = if replica.histories {
+            replica.state.history.get(key).cloned().unwrap_or_default()
+        } else {
+            // Started from an older dlog's checkpoint, which keeps no
+            // histories: find the key's events the slow way.
+            let last = replica.state.seq;
+            ctx.indexed(replica, |ctx, replica| {
+                let mut seqs = Vec::new();
+                for seq in 1..=last {
+                    if ctx.stored_at(replica, seq)?.event.body.key() == Some(key) {
+                        seqs.push(seq);
+                    }
+                }
+                Ok(seqs)
+            })?
+        };
+        if seqs.is_empty() {
+            return Ok(None);
+        }
+        let state = &replica.state;
+        let mut record = serde_json::Map::new();
+        if let Some(d) = state.decisions.get(key) {
+            record.insert("decision".into(), fold::json::decision_value(d));
+        }
+        if let Some(r) = state.retracted.get(key) {
+            record.insert("retracted".into(), fold::json::retraction_value(r));
+        }
+        if let Some(by_id) = state.proposals.get(key) {
+            let by_id = by_id.iter().map(|(id, p)| (id.clone(), fold::json::proposal_value(p))).collect();
+            record.insert("proposals".into(), serde_json::Value::Object(by_id));
+        }
+        let record = crate::canonical::to_canonical_string(&serde_json::Value::Object(record));
+        let history =
+            ctx.indexed(replica, |ctx, replica| seqs.iter().map(|&seq| ctx.stored_at(replica, seq)).collect())?;
+        Ok(Some((record, history)))
     }
 
     /// The fold of a space as canonical JSON.

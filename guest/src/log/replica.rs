@@ -1,7 +1,7 @@
 //! What one guest instance knows of a space: the fold at some head, the
 //! latest checkpoint, and the events since that checkpoint.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::index::Cache;
 use crate::error::{Error, Head};
@@ -22,6 +22,19 @@ pub(super) struct KnownCheckpoint {
     pub(super) ids_tree: String,
     /// The event commit it covers.
     pub(super) event: String,
+    /// Its pages, when it is paged (an older dlog wrote one `state.json`).
+    pub(super) pages: Option<Paged>,
+}
+
+/// A paged checkpoint's records: see [`crate::pages`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Paged {
+    /// The `pages/` tree.
+    pub(super) tree: String,
+    /// The last key of every page.
+    pub(super) lasts: Vec<String>,
+    /// Every page's blob id, in key order.
+    pub(super) pages: Vec<String>,
 }
 
 /// A space as one guest instance knows it. Memory: the fold, plus the
@@ -49,6 +62,18 @@ pub(super) struct Replica {
     /// failed half way): the next sync starts afresh from the space's
     /// latest checkpoint, as for a space never seen.
     pub(super) cold: bool,
+    /// The pages `state` is relative to: a replica started from a paged
+    /// checkpoint reads a key's record from them only when it needs it.
+    pub(super) base: Option<Paged>,
+    /// Every record is in `state`, not only those read from `base`.
+    pub(super) complete: bool,
+    /// The keys read from `base` into `state` (or found absent there).
+    pub(super) loaded: HashSet<String>,
+    /// The keys events changed since `base`: what the next checkpoint rewrites.
+    pub(super) dirty: BTreeSet<String>,
+    /// `state` knows every key's history (false when it started from a
+    /// checkpoint an older dlog wrote, whose state has none).
+    pub(super) histories: bool,
 }
 
 impl Replica {
@@ -70,11 +95,23 @@ impl Replica {
             checkpoint_tip,
             index: Cache::default(),
             cold: false,
+            base: None,
+            complete: true,
+            loaded: HashSet::new(),
+            dirty: BTreeSet::new(),
+            histories: true,
         }
     }
 
     pub(super) fn from_checkpoint(state: State, checkpoint: KnownCheckpoint) -> Replica {
+        let base = checkpoint.pages.clone();
+        let histories = base.is_some() || state.keys().is_empty();
         Replica {
+            complete: base.is_none(),
+            base,
+            loaded: HashSet::new(),
+            dirty: BTreeSet::new(),
+            histories,
             first_seq: state.seq + 1,
             state,
             commits: Vec::new(),
@@ -138,7 +175,13 @@ impl Replica {
         })
     }
 
-    /// Check and apply a stored event; a stored log that breaks a rule is corrupt.
+    /// Whether `key`'s record is in `state` (or known to be nowhere).
+    pub(super) fn has_key(&self, key: &str) -> bool {
+        self.complete || self.loaded.contains(key)
+    }
+
+    /// Check and apply a stored event; a stored log that breaks a rule is
+    /// corrupt. The event's key must be loaded ([`Replica::has_key`]).
     pub(super) fn push(&mut self, event: &Event, commit: &str) -> Result<(), Error> {
         if event.space != self.state.space {
             return Err(Error::corrupt(format!("commit {commit} holds an event of space {:?}", event.space)));
@@ -148,6 +191,9 @@ impl Replica {
                 "event seq {} repeats the id {:?} of seq {seq}",
                 event.seq, event.id
             )));
+        }
+        if let Some(key) = event.body.key() {
+            self.dirty.insert(key.to_owned());
         }
         self.state.apply(event, commit).map_err(|e| match e {
             Error::Corrupt(m) => Error::Corrupt(m),

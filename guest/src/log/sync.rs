@@ -119,7 +119,7 @@ impl<H: Host> Ctx<H> {
             let (commit, tree) = &tail[next];
             let commit = gitobj::to_hex(commit);
             let event = self.load_tree(&commit, &gitobj::to_hex(tree))?;
-            replica.push(&event, &commit)?;
+            self.push(&mut replica, &event, &commit)?;
             let seq = replica.state.seq;
             if every == 0
                 || !seq.is_multiple_of(every)

@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use super::ctx::Ctx;
 use super::index::mismatched_runs;
 use super::{Log, VerifyReport, storage};
+use super::paging;
 use crate::checkpoint;
+use crate::pages;
 use crate::error::Error;
 use crate::fold::State;
 use crate::gitobj;
@@ -128,12 +130,8 @@ impl<H: Host> Ctx<H> {
                 for &c in due.get(&seq).into_iter().flatten() {
                     let header = &checkpoints[c];
                     let at = format!("checkpoint at seq {}", header.seq);
-                    match self.checkpoint_state(header) {
-                        Ok(bytes) if bytes == state.canonical().as_bytes() => {}
-                        Ok(_) => {
-                            problems.push(format!("{at}: its state.json differs from the fold at seq {seq}"))
-                        }
-                        Err(e) => problems.push(format!("{at}: {e}")),
+                    if let Err(e) = self.check_checkpoint_state(header, &state) {
+                        problems.push(format!("{at}: {e}"));
                     }
                 }
             }
@@ -267,15 +265,38 @@ impl<H: Host> Ctx<H> {
         out
     }
 
-    /// A checkpoint's `state.json`, checked against its hash.
-    fn checkpoint_state(&self, header: &checkpoint::Header) -> Result<Vec<u8>, String> {
+    /// Check a checkpoint's stored fold against `state`, the fold at its
+    /// seq: its `head.json` and pages (rebuilt from `state` and compared by
+    /// tree id: pages depend only on the records), or an older dlog's
+    /// `state.json`.
+    fn check_checkpoint_state(&self, header: &checkpoint::Header, state: &State) -> Result<(), String> {
         let entries = self.tree(&header.tree).map_err(|e| e.to_string())?;
-        let id = checkpoint::find_entry(&entries, "state.json", false).ok_or("no state.json")?;
+        let find = |name: &str, dir: bool| checkpoint::find_entry(&entries, name, dir);
+        let (name, expected) = match find("head.json", false) {
+            Some(_) => ("head.json", state.head_only().canonical()),
+            None => ("state.json", state.canonical()),
+        };
+        let id = find(name, false).ok_or(format!("no {name}"))?;
         let bytes = self.read(&id, ObjectKind::Blob).map_err(|e| e.to_string())?;
         if checkpoint::sha1_hex(&bytes) != header.state_sha1 {
-            return Err("state.json does not match its Dlog-State-Sha1".into());
+            return Err(format!("{name} does not match its Dlog-State-Sha1"));
         }
-        Ok(bytes)
+        if bytes != expected.as_bytes() {
+            return Err(format!("its {name} differs from the fold at seq {}", state.seq));
+        }
+        if name == "head.json" {
+            let stored = find("pages", true).ok_or("no pages")?;
+            let (mut lasts, mut ids) = (Vec::new(), Vec::new());
+            for page in pages::chunk(pages::records_of(state)) {
+                lasts.push(page.keys().last().cloned().unwrap_or_default());
+                ids.push(gitobj::object_id(ObjectKind::Blob, &pages::encode_page(&page)));
+            }
+            let (tree, _) = paging::pages_tree(&lasts, &ids);
+            if gitobj::object_id(ObjectKind::Tree, &tree) != stored {
+                return Err(format!("its pages differ from the fold at seq {}", state.seq));
+            }
+        }
+        Ok(())
     }
 
     /// Check that an `index/` tree's segments hold exactly (seq, commit, id)

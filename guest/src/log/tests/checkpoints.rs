@@ -108,12 +108,15 @@ fn a_checkpoint_whose_index_is_damaged_costs_a_replay_and_a_warning() {
     let garbage = tree(&[("garbage".into(), ObjectKind::Blob, blob)]);
     let (_, root) = host.object(&header.tree).expect("stored");
     let entries = checkpoint::decode_tree(&root).expect("tree");
-    let find = |name: &str| checkpoint::find_entry(&entries, name, name != "state.json").expect("entry");
-    let root = tree(&[
-        ("ids".into(), ObjectKind::Tree, find("ids")),
-        ("index".into(), ObjectKind::Tree, garbage),
-        ("state.json".into(), ObjectKind::Blob, find("state.json")),
-    ]);
+    let kind = |dir: bool| if dir { ObjectKind::Tree } else { ObjectKind::Blob };
+    let root: Vec<(String, ObjectKind, String)> = entries
+        .into_iter()
+        .map(|(name, dir, id)| {
+            let id = if name == "index" { garbage.clone() } else { id };
+            (name, kind(dir), id)
+        })
+        .collect();
+    let root = tree(&root);
     let text = checkpoint_text(&host, &info.commit);
     replace_checkpoint(&host, &text.replace(&header.tree, &root));
 
