@@ -5,54 +5,24 @@
 # several runs (new process each, as a user runs it), after a checkpoint.
 #
 #   scripts/bench-find.sh [N]      (uses target/release/dlog; builds it if missing)
+#   DLOG=path/to/dlog scripts/bench-find.sh [N]      (uses that binary, never builds)
+# The events come from scripts/bench-data.py (shared with scripts/bench-read.sh).
 set -euo pipefail
 n=${1:-100000}
 root=$(cd "$(dirname "$0")/.." && pwd)
-dlog=$root/target/release/dlog
-[ -x "$dlog" ] || cargo build --release -q -p decision-log --bin dlog
+if [ -n "${DLOG:-}" ]; then
+    dlog=$DLOG
+    [ -x "$dlog" ] || { echo "bench-find: DLOG=$dlog is not an executable file" >&2; exit 1; }
+else
+    dlog=$root/target/release/dlog
+    [ -x "$dlog" ] || cargo build --release -q -p decision-log --bin dlog
+fi
 work=$(mktemp -d)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 echo "work directory: $work"
 "$dlog" init --bare "$work/log.git" >/dev/null
 export DLOG_REPO=$work/log.git DLOG_ACTOR=bench
-python3 - "$n" "$work" <<'PY'
-import json, sys
-n, work = int(sys.argv[1]), sys.argv[2]
-tags = ["storage", "security", "api", "ui", "ops", "data", "process", "infra"]
-actors = ["alice", "bob", "carol", "dan"]
-batch, b = [], 0
-def flush():
-    global batch, b
-    if batch:
-        open(f"{work}/batch-{b:05d}.jsonl", "w").write("\n".join(json.dumps(x) for x in batch) + "\n")
-        b += 1
-        batch = []
-keys = max(1, n // 4)
-for i in range(n):
-    k = i % keys
-    rnd = i // keys
-    key = f"area-{k % 50}/decision-{k}"
-    body = {"key": key, "choice": f"option {rnd} for {k}", "rationale": f"reason {i}: it is simpler and cheaper",
-            "title": f"Decision {k} round {rnd}", "tags": [tags[k % 8], tags[(k + rnd) % 8]] if tags[k % 8] != tags[(k + rnd) % 8] else [tags[k % 8]],
-            "deciders": [actors[k % 4]], "rejected": [{"option": f"alternative {k}", "why": "too costly to run"}],
-            "context": f"Context of decision {k}: the message queue loses jobs"}
-    if rnd == 0:
-        batch.append({"id": f"d-{i}", "actor": actors[i % 4], "kind": "decide", "body": body})
-    elif rnd == 1:
-        body["supersedes"] = f"d-{k}"
-        batch.append({"id": f"d-{i}", "actor": actors[i % 4], "kind": "decide", "body": body})
-    elif rnd == 2:
-        body["status"] = "draft" if k % 3 else "on hold"
-        batch.append({"id": f"d-{i}", "actor": actors[i % 4], "kind": "propose", "body": body})
-    else:
-        if k % 2:
-            batch.append({"id": f"d-{i}", "actor": actors[i % 4], "kind": "reject", "body": {"key": key, "proposal": f"d-{2 * keys + k}", "rationale": "not now"}})
-        else:
-            batch.append({"id": f"d-{i}", "actor": actors[i % 4], "kind": "propose", "body": body})
-    if len(batch) == 1000:
-        flush()
-flush()
-PY
+python3 "$root/scripts/bench-data.py" "$n" "$work"
 start=$(date +%s.%N)
 for f in "$work"/batch-*.jsonl; do "$dlog" append space --intent "$f" >/dev/null; done
 end=$(date +%s.%N)

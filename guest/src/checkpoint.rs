@@ -284,7 +284,7 @@ pub(crate) fn parse_records(
     String,
 > {
     let mut decisions = BTreeMap::new();
-    for (key, d) in object(&v, "decisions")? {
+    for (key, d) in object(v, "decisions")? {
         decisions.insert(
             key.clone(),
             Decision {
@@ -302,7 +302,7 @@ pub(crate) fn parse_records(
         );
     }
     let mut retracted = BTreeMap::new();
-    for (key, r) in object(&v, "retracted")? {
+    for (key, r) in object(v, "retracted")? {
         retracted.insert(
             key.clone(),
             Retraction {
@@ -320,7 +320,7 @@ pub(crate) fn parse_records(
     }
     let mut proposals: BTreeMap<String, BTreeMap<String, Proposal>> = BTreeMap::new();
     if v.get("proposals").is_some() {
-        for (key, by_id) in object(&v, "proposals")? {
+        for (key, by_id) in object(v, "proposals")? {
             let by_id = by_id.as_object().ok_or("proposals of a key are not an object")?;
             for (id, p) in by_id {
                 let proposal = Proposal {

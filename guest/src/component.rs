@@ -190,6 +190,10 @@ impl Guest for Component {
         })
     }
 
+    fn fold_prefix(space: String, prefix: String) -> Result<String, wit::Error> {
+        with_log(|log| log.fold_prefix(&space, &prefix))
+    }
+
     fn overlay(spaces: Vec<String>) -> Result<String, wit::Error> {
         with_log(|log| log.overlay(&spaces))
     }

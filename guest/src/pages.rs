@@ -46,8 +46,8 @@ pub fn ends_page(key: &str) -> bool {
     let digest = sha1_smol::Sha1::from(key.as_bytes()).digest().bytes();
     u64::from_be_bytes([
         digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
-    ]) % PAGE_KEYS
-        == 0
+    ])
+    .is_multiple_of(PAGE_KEYS)
 }
 
 /// The name of page `i` in a `pages/` tree.

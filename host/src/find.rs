@@ -4,7 +4,8 @@
 //! It reads each space's fold, not its events: the fold at the head starts
 //! from the latest checkpoint and replays only what came after, so a search
 //! costs about one fold and a pass over the records in it, however long the
-//! log is. The records are the decisions in force (`accepted`), the
+//! log is. A search by key or key prefix reads only the checkpoint pages
+//! that can hold the key. The records are the decisions in force (`accepted`), the
 //! withdrawn ones (`retracted`, or the status they were withdrawn with, such
 //! as `deprecated`) and the proposals not accepted (`proposed`, `draft`, a
 //! team's own label, or `rejected`). Earlier revisions of a key, replaced
@@ -221,8 +222,15 @@ impl Log {
         let names = if spaces.is_empty() { self.spaces()? } else { spaces.to_vec() };
         let mut hits = Vec::new();
         for name in names {
-            let fold: Value = serde_json::from_str(&self.space(&name).fold()?)
-                .map_err(|e| Error::Guest(format!("fold output: {e}")))?;
+            // A key or key prefix narrows the fold to the checkpoint pages
+            // that can hold it; other filters need every record.
+            let space = self.space(&name);
+            let fold = match query.key.as_deref() {
+                Some(key) => space.fold_prefix(key.strip_suffix('*').unwrap_or(key))?,
+                None => space.fold()?,
+            };
+            let fold: Value =
+                serde_json::from_str(&fold).map_err(|e| Error::Guest(format!("fold output: {e}")))?;
             let mut found: Vec<Hit> = records(&fold)
                 .into_iter()
                 .filter(|(key, status, record)| query.matches(key, status, record))

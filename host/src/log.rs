@@ -334,6 +334,13 @@ impl Space {
         Ok(shown.map(|s| (s.record, s.history.into_iter().map(Event::from).collect())))
     }
 
+    /// The fold at the head, holding only the keys that begin with
+    /// `prefix` (every key when it is empty), as canonical JSON. It reads
+    /// only the checkpoint pages that can hold such keys.
+    pub fn fold_prefix(&self, prefix: &str) -> Result<String, Error> {
+        self.log.call(|b, s| b.dlog_decision_log_log().call_fold_prefix(s, &self.name, prefix))
+    }
+
     /// The coordination state up to a seq or commit, as canonical JSON.
     pub fn fold_at(&self, at: &Position) -> Result<String, Error> {
         let at = wit::Position::from(at);

@@ -393,7 +393,7 @@ fn writer_processes_checkpointing_as_they_race_leave_an_index_that_finds_every_i
     let first = run_writers_with(&repo, "shared", 4, 40, &["--checkpoint-every", "8"]);
     assert!(first.is_empty(), "no warnings: {first}");
     let tree = git(&repo.path, &["ls-tree", "--name-only", "refs/dlog/checkpoints/shared^{tree}"]);
-    assert_eq!(tree.lines().collect::<Vec<_>>(), ["ids", "index", "state.json"]);
+    assert_eq!(tree.lines().collect::<Vec<_>>(), ["head.json", "ids", "index", "pages"]);
     // Every intent again, from new processes: each is found, none appended.
     let again = run_writers_with(&repo, "shared", 4, 40, &["--checkpoint-every", "8"]);
     assert!(again.is_empty(), "no warnings: {again}");

@@ -226,6 +226,12 @@ impl<H: Host> Ctx<H> {
                 }
                 let (seq, last, every) =
                     (replica.state.seq, replica.checkpoint_seq(), self.settings.checkpoint_every);
+                if every > 0 && seq / every > last / every && !replica.histories {
+                    // It started from an older dlog's checkpoint, whose
+                    // records hold no histories: replay the log once so the
+                    // checkpoint written now is a current one.
+                    self.replay(replica)?;
+                }
                 if every > 0
                     && seq / every > last / every
                     && let Err(e) = self.write_checkpoint(space, replica)

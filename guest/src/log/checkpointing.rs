@@ -4,8 +4,8 @@
 
 use super::ctx::Ctx;
 use super::index::IndexError;
-use super::replica::{KnownCheckpoint, Paged, Replica};
 use super::paging;
+use super::replica::{KnownCheckpoint, Paged, Replica};
 use super::{CheckpointInfo, Log, storage};
 use crate::checkpoint;
 use crate::error::Error;
@@ -20,6 +20,11 @@ impl<H: Host> Log<H> {
     pub fn checkpoint(&mut self, space: &str) -> Result<Option<CheckpointInfo>, Error> {
         model::validate_space(space)?;
         let (ctx, replica) = self.sync(space)?;
+        if !replica.histories {
+            // Started from an older dlog's checkpoint, whose records hold no
+            // histories: one replay, and the checkpoint written is current.
+            ctx.replay(replica)?;
+        }
         let written = match ctx.write_checkpoint(space, replica) {
             Err(Error::Corrupt(problem)) => {
                 // The previous checkpoint's index is damaged: replay the log
@@ -150,7 +155,10 @@ impl<H: Host> Ctx<H> {
         }
         state.epoch = event.epoch;
         state.at_ms = event.at_ms;
-        Ok((state, KnownCheckpoint { commit, seq: header.seq, index_tree, ids_tree, event: header.event, pages }))
+        Ok((
+            state,
+            KnownCheckpoint { commit, seq: header.seq, index_tree, ids_tree, event: header.event, pages },
+        ))
     }
 
     /// Write a checkpoint of `space` at `replica`'s head, unless one covers
@@ -201,7 +209,7 @@ impl<H: Host> Ctx<H> {
             ));
         }
         let head = replica.state.head_only().canonical().into_bytes();
-        let (lasts, page_ids, blobs) = self.next_pages(replica)?;
+        let paging::Pages { lasts, ids: page_ids, blobs } = self.next_pages(replica)?;
         let (pages_tree, fences) = paging::pages_tree(&lasts, &page_ids);
         let pages_id = gitobj::object_id(ObjectKind::Tree, &pages_tree);
         let at_ms = replica.state.at_ms;

@@ -55,8 +55,8 @@ impl<H: Host> Ctx<H> {
     /// page per fence, named in order.
     pub(super) fn read_paged(&self, tree: &str) -> Result<Paged, Error> {
         let entries = self.tree(tree)?;
-        let fences =
-            checkpoint::find_entry(&entries, pages::FENCES, false).ok_or_else(|| Error::corrupt("no fences"))?;
+        let fences = checkpoint::find_entry(&entries, pages::FENCES, false)
+            .ok_or_else(|| Error::corrupt("no fences"))?;
         let lasts = pages::decode_fences(&self.read(&fences, ObjectKind::Blob)?).map_err(Error::Corrupt)?;
         let ids: Vec<String> = entries
             .into_iter()
@@ -110,6 +110,31 @@ impl<H: Host> Ctx<H> {
         Ok(())
     }
 
+    /// Make every key that begins with `prefix` part of `replica`'s state,
+    /// reading the pages that can hold such keys: from the page `prefix`
+    /// itself would be on, while the previous page's last key still begins
+    /// with it (a key past `prefix` that does not begin with it sorts after
+    /// every key that does).
+    pub(super) fn load_prefix(&self, replica: &mut Replica, prefix: &str) -> Result<(), Error> {
+        let Some(base) = replica.base.clone().filter(|_| !replica.complete) else {
+            return Ok(());
+        };
+        let Some(first) = pages::page_of(&base.lasts, prefix) else {
+            return Ok(());
+        };
+        for i in first..base.pages.len() {
+            if i > first && !base.lasts[i - 1].starts_with(prefix) {
+                break;
+            }
+            for (key, record) in self.page(&base, i)? {
+                if replica.loaded.insert(key.clone()) {
+                    record.install(&mut replica.state, &key);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Read every page into `replica`'s state, for a whole fold.
     pub(super) fn load_all(&self, replica: &mut Replica) -> Result<(), Error> {
         if replica.complete {
@@ -140,7 +165,7 @@ impl<H: Host> Ctx<H> {
     /// The pages of `replica`'s state: its base's, with the pages of the
     /// keys changed since rebuilt (all of them when it has no base). The
     /// blobs to store are those not already in the base.
-    pub(super) fn next_pages(&self, replica: &Replica) -> Result<(Vec<String>, Vec<String>, Vec<Blob>), Error> {
+    pub(super) fn next_pages(&self, replica: &Replica) -> Result<Pages, Error> {
         let mut out = Pages::default();
         let record = |key: &String| KeyRecord::of(&replica.state, key);
         match &replica.base {
@@ -172,17 +197,17 @@ impl<H: Host> Ctx<H> {
             }
             None => pages::chunk(pages::records_of(&replica.state)).into_iter().for_each(|p| out.emit(p)),
         }
-        Ok((out.lasts, out.ids, out.blobs))
+        Ok(out)
     }
 }
 
 /// Pages being laid out: the last key and blob id of each, and the blobs
 /// of the new ones.
 #[derive(Default)]
-struct Pages {
-    lasts: Vec<String>,
-    ids: Vec<String>,
-    blobs: Vec<Blob>,
+pub(super) struct Pages {
+    pub(super) lasts: Vec<String>,
+    pub(super) ids: Vec<String>,
+    pub(super) blobs: Vec<Blob>,
 }
 
 impl Pages {

@@ -14,16 +14,16 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::ctx::Ctx;
 use super::index::mismatched_runs;
-use super::{Log, VerifyReport, storage};
 use super::paging;
+use super::{Log, VerifyReport, storage};
 use crate::checkpoint;
-use crate::pages;
 use crate::error::Error;
 use crate::fold::State;
 use crate::gitobj;
 use crate::host::{Host, ObjectKind};
 use crate::idindex;
 use crate::model::{self, Event};
+use crate::pages;
 
 /// A segment as checked: the seqs it covers, or what is wrong with it.
 type SegmentCheck = Result<(u64, u64), String>;

@@ -7,6 +7,7 @@ mod append;
 mod catch_up;
 mod checkpoints;
 mod import;
+mod paging;
 
 use super::fake::FakeHost;
 use super::{Log, RawIntent, Settings};

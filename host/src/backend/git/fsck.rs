@@ -191,6 +191,9 @@ mod tests {
         let names = [
             "event.json",
             "state.json",
+            "head.json",
+            "pages",
+            "fences",
             "index",
             "ids",
             "meta",
