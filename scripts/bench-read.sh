@@ -4,7 +4,7 @@
 # scripts/bench-data.py, as in scripts/bench-find.sh), next to a SQLite peer
 # holding the same records, queried by python3 (its sqlite3 module). Every run
 # is a new process, as a user runs it: 9 runs each, median and range, and the
-# peak RSS of the median run (per child, from wait4).
+# peak RSS of the median run (from /usr/bin/time).
 #
 #   scripts/bench-read.sh [N]
 #   DLOG=path/to/dlog      the binary (default target/release/dlog; never built here)
@@ -29,6 +29,10 @@ if [ ! -x "$dlog" ]; then
     exit 1
 fi
 dlog=$(cd "$(dirname "$dlog")" && pwd)/$(basename "$dlog")
+if [ ! -x /usr/bin/time ]; then
+    echo "bench-read: peak RSS is read with /usr/bin/time (Debian: apt-get install time)" >&2
+    exit 1
+fi
 if [ -n "${REUSE:-}" ]; then
     work=$(cd "$REUSE" && pwd)
     [ -d "$work/log.git" ] || { echo "bench-read: $work has no log.git (not a kept work directory)" >&2; exit 1; }
@@ -155,16 +159,19 @@ db, peer = f"{work}/peer.db", ["python3", f"{work}/peer.py", f"{work}/peer.db"]
 tmp = tempfile.mkdtemp(dir=work)
 
 def run(cmd):
-    """One process: (ms, peak RSS in KiB, stdout bytes); stdout to a file, not a pipe."""
+    """One process: (ms, peak RSS in KiB, stdout bytes); stdout to a file, not a pipe.
+
+    The peak RSS comes from /usr/bin/time, not from this process's wait4:
+    Linux carries a process's peak RSS across fork and exec, so a child
+    forked from this (large, after reading a fold) Python would report
+    this Python's size. /usr/bin/time is small, so its child's is its own."""
     with open(f"{tmp}/out", "wb") as o, open(f"{tmp}/err", "wb") as e:
         t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=o, stderr=e)
-        _, status, ru = os.wait4(p.pid, 0)
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f"{tmp}/rss", *cmd], stdout=o, stderr=e)
         ms = (time.perf_counter() - t) * 1000
-        p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{open(f'{tmp}/err').read()}")
-    return ms, ru.ru_maxrss, open(f"{tmp}/out", "rb").read()
+    return ms, int(open(f"{tmp}/rss").read().split()[-1]), open(f"{tmp}/out", "rb").read()
 
 def measure(cmds):
     """cmds: one command, or a function giving run i's command."""

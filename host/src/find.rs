@@ -198,17 +198,26 @@ pub fn civil_date(at_ms: u64) -> String {
 }
 
 /// The records of one fold, each with its key and status.
-fn records(fold: &Value) -> Vec<(String, String, &Value)> {
-    let section = |name: &str| fold[name].as_object().into_iter().flatten();
+/// The fold's records as (key, status, record), taken out of it: a fold of
+/// a large space is hundreds of MB as a `Value`, so hits move their records
+/// out rather than copy them.
+fn records(mut fold: Value) -> Vec<(String, String, Value)> {
+    let mut section = |name: &str| match fold[name].take() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    let (decisions, retracted, proposals) = (section("decisions"), section("retracted"), section("proposals"));
     let mut out = Vec::new();
-    for (key, d) in section("decisions") {
-        out.push((key.clone(), "accepted".to_owned(), d));
+    for (key, d) in decisions {
+        out.push((key, "accepted".to_owned(), d));
     }
-    for (key, r) in section("retracted") {
-        out.push((key.clone(), r["status"].as_str().unwrap_or("retracted").to_owned(), r));
+    for (key, r) in retracted {
+        let status = r["status"].as_str().unwrap_or("retracted").to_owned();
+        out.push((key, status, r));
     }
-    for (key, by_id) in section("proposals") {
-        for p in by_id.as_object().into_iter().flat_map(Map::values) {
+    for (key, by_id) in proposals {
+        let Value::Object(by_id) = by_id else { continue };
+        for (_, p) in by_id {
             out.push((key.clone(), p["status"].as_str().unwrap_or("proposed").to_owned(), p));
         }
     }
@@ -231,7 +240,7 @@ impl Log {
             };
             let fold: Value =
                 serde_json::from_str(&fold).map_err(|e| Error::Guest(format!("fold output: {e}")))?;
-            let mut found: Vec<Hit> = records(&fold)
+            let mut found: Vec<Hit> = records(fold)
                 .into_iter()
                 .filter(|(key, status, record)| query.matches(key, status, record))
                 .map(|(key, status, record)| Hit {
@@ -241,7 +250,7 @@ impl Log {
                     id: record["id"].as_str().unwrap_or("").to_owned(),
                     seq: record["seq"].as_u64().unwrap_or(0),
                     at_ms: record["at_ms"].as_u64().unwrap_or(0),
-                    record: record.clone(),
+                    record,
                 })
                 .collect();
             found.sort_by(|a, b| (&a.key, a.seq).cmp(&(&b.key, b.seq)));
@@ -273,7 +282,7 @@ mod tests {
 
     fn keys(q: Query) -> Vec<String> {
         let f = fold();
-        records(&f).into_iter().filter(|(k, s, r)| q.matches(k, s, r)).map(|(k, _, _)| k).collect()
+        records(f).into_iter().filter(|(k, s, r)| q.matches(k, s, r)).map(|(k, _, _)| k).collect()
     }
 
     #[test]

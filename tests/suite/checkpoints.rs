@@ -645,3 +645,49 @@ fn a_replay_that_cannot_write_checkpoints_still_answers_and_warns_once() {
         assert!(h.log.backend().list_refs("refs/dlog/checkpoints/").unwrap().is_empty(), "{}", h.name);
     });
 }
+
+#[test]
+fn one_key_and_one_key_prefix_are_read_from_their_checkpoint_pages_and_match_a_full_search() {
+    each_host(|h| {
+        let writer = reopen(h, 0);
+        let s = writer.space("team");
+        let intents: Vec<_> =
+            (0..600).map(|i| decide(&format!("d{i}"), &format!("area-{}/k{i:03}", i % 6), "v")).collect();
+        for batch in intents.chunks(100) {
+            s.append_batch(batch.to_vec()).unwrap();
+        }
+        s.checkpoint().unwrap();
+        // After the checkpoint: one key under the prefix changed, one added.
+        s.append(supersede("again", "area-3/k003", "w", "d3")).unwrap();
+        s.append(decide("new", "area-3/zzz", "z")).unwrap();
+
+        let every = writer.find(&["team".into()], &decision_log::find::Query::default()).unwrap();
+        let mut prefix = decision_log::find::Query::default();
+        prefix.key = Some("area-3/*".into());
+        let (cold, counting) = counted(h, 0);
+        let hits = cold.find(&["team".into()], &prefix).unwrap();
+        let prefix_reads = counting.1.load(Ordering::SeqCst);
+        let expected: Vec<_> = every.iter().filter(|hit| hit.key.starts_with("area-3/")).cloned().collect();
+        assert_eq!(hits, expected, "{}", h.name);
+        assert_eq!(hits.len(), 101, "{}", h.name);
+
+        let mut one = decision_log::find::Query::default();
+        one.key = Some("area-3/k003".into());
+        let (cold, counting) = counted(h, 0);
+        let hit = cold.find(&["team".into()], &one).unwrap();
+        assert_eq!(hit.len(), 1, "{}", h.name);
+        assert_eq!(hit[0].record["choice"], "w", "{}", h.name);
+        let one_reads = counting.1.load(Ordering::SeqCst);
+        let shown = cold.space("team").show("area-3/k003").unwrap();
+        assert_eq!(shown.history.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["d3", "again"]);
+
+        let (cold, counting) = counted(h, 0);
+        cold.space("team").fold().unwrap();
+        let fold_reads = counting.1.load(Ordering::SeqCst);
+        // 600 keys are about 19 pages; the hundred under `area-3/` sort
+        // together onto a few, and one key is on one.
+        assert!(one_reads + 10 < fold_reads, "{}: one key {one_reads}, fold {fold_reads}", h.name);
+        assert!(prefix_reads + 10 < fold_reads, "{}: prefix {prefix_reads}, fold {fold_reads}", h.name);
+        assert!(cold.take_warnings().is_empty(), "{}", h.name);
+    });
+}
