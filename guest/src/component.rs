@@ -190,8 +190,39 @@ impl Guest for Component {
         })
     }
 
-    fn fold_prefix(space: String, prefix: String) -> Result<String, wit::Error> {
-        with_log(|log| log.fold_prefix(&space, &prefix))
+    fn search(
+        space: String,
+        query: wit::SearchQuery,
+        after: Option<wit::SearchCursor>,
+        limit: u32,
+        count: bool,
+    ) -> Result<wit::Found, wit::Error> {
+        let query = oplog::Query {
+            key: query.key,
+            tags: query.tags,
+            actor: query.actor,
+            status: query.status,
+            text: query.text,
+            since_ms: query.since_ms,
+            until_ms: query.until_ms,
+        };
+        let after = after.as_ref().map(|c| (c.key.as_str(), c.seq));
+        let found = with_log(|log| log.search(&space, &query, after, limit, count))?;
+        Ok(wit::Found {
+            hits: found
+                .hits
+                .into_iter()
+                .map(|h| wit::Hit {
+                    key: h.key,
+                    status: h.status,
+                    id: h.id,
+                    seq: h.seq,
+                    at_ms: h.at_ms,
+                    record: h.record,
+                })
+                .collect(),
+            total: found.total,
+        })
     }
 
     fn overlay(spaces: Vec<String>) -> Result<String, wit::Error> {

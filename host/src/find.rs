@@ -1,18 +1,19 @@
 //! Search: which decisions match a key, tag, actor, status, text or time
 //! range, in one space or across all of them.
 //!
-//! It reads each space's fold, not its events: the fold at the head starts
-//! from the latest checkpoint and replays only what came after, so a search
-//! costs about one fold and a pass over the records in it, however long the
-//! log is. A search by key or key prefix reads only the checkpoint pages
-//! that can hold the key. The records are the decisions in force (`accepted`), the
+//! The guest does the matching (`search` in the WIT): it reads the latest
+//! checkpoint's pages one at a time, keeping none, and the records changed
+//! since from its replica, so a search never holds the whole fold, and one
+//! by key or key prefix reads only the pages that can hold the key. No
+//! query scans the events. Hits come back a batch at a time, by key then
+//! seq, after a cursor. The records are the decisions in force (`accepted`), the
 //! withdrawn ones (`retracted`, or the status they were withdrawn with, such
 //! as `deprecated`) and the proposals not accepted (`proposed`, `draft`, a
 //! team's own label, or `rejected`). Earlier revisions of a key, replaced
 //! by a newer decision, are in its history (`Space::show`).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::{Error, Log};
 
@@ -57,64 +58,6 @@ pub struct Hit {
     pub at_ms: u64,
     /// The record as the fold shows it.
     pub record: Value,
-}
-
-impl Query {
-    fn key_matches(&self, key: &str) -> bool {
-        match self.key.as_deref() {
-            None => true,
-            Some(want) => match want.strip_suffix('*') {
-                Some(prefix) => key.starts_with(prefix),
-                None => key == want,
-            },
-        }
-    }
-
-    fn matches(&self, key: &str, status: &str, record: &Value) -> bool {
-        let text = |name: &str| record[name].as_str().unwrap_or("");
-        let at_ms = record["at_ms"].as_u64().unwrap_or(0);
-        if !self.key_matches(key)
-            || self.status.as_deref().is_some_and(|s| !s.eq_ignore_ascii_case(status))
-            || self.since_ms.is_some_and(|t| at_ms < t)
-            || self.until_ms.is_some_and(|t| at_ms >= t)
-        {
-            return false;
-        }
-        let strings = |name: &str| -> Vec<&str> {
-            record[name].as_array().into_iter().flatten().filter_map(Value::as_str).collect()
-        };
-        let tags = strings("tags");
-        if !self.tags.iter().all(|t| tags.iter().any(|have| have.eq_ignore_ascii_case(t))) {
-            return false;
-        }
-        if let Some(actor) = &self.actor {
-            let same = |name: &str| name.eq_ignore_ascii_case(actor);
-            let closer =
-                ["accepted", "rejection"].iter().any(|c| record[c]["actor"].as_str().is_some_and(same));
-            if !(same(text("actor")) || strings("deciders").into_iter().any(same) || closer) {
-                return false;
-            }
-        }
-        if let Some(words) = &self.text {
-            let mut haystack = String::new();
-            for name in ["key", "title", "choice", "rationale", "context", "consequences"] {
-                haystack.push_str(text(name));
-                haystack.push('\n');
-            }
-            haystack.push_str(key);
-            for r in record["rejected"].as_array().into_iter().flatten() {
-                haystack.push_str(r["option"].as_str().unwrap_or(""));
-                haystack.push('\n');
-                haystack.push_str(r["why"].as_str().unwrap_or(""));
-                haystack.push('\n');
-            }
-            let haystack = haystack.to_lowercase();
-            if !words.to_lowercase().split_whitespace().all(|w| haystack.contains(w)) {
-                return false;
-            }
-        }
-        true
-    }
 }
 
 /// A time as ms since the Unix epoch: an RFC 3339 date-time
@@ -197,93 +140,98 @@ pub fn civil_date(at_ms: u64) -> String {
     format!("{year:04}-{month:02}-{d:02}")
 }
 
-/// The records of one fold, each with its key and status.
-/// The fold's records as (key, status, record), taken out of it: a fold of
-/// a large space is hundreds of MB as a `Value`, so hits move their records
-/// out rather than copy them.
-fn records(mut fold: Value) -> Vec<(String, String, Value)> {
-    let mut section = |name: &str| match fold[name].take() {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    let (decisions, retracted, proposals) = (section("decisions"), section("retracted"), section("proposals"));
-    let mut out = Vec::new();
-    for (key, d) in decisions {
-        out.push((key, "accepted".to_owned(), d));
+/// How many hits one call into the guest returns while hits are streamed:
+/// enough to make the calls few, few enough that a page of them is small.
+const BATCH: u32 = 500;
+
+impl Hit {
+    fn from_wit(space: &str, hit: crate::bindings::dlog::decision_log::types::Hit) -> Result<Hit, Error> {
+        let record =
+            serde_json::from_str(&hit.record).map_err(|e| Error::Guest(format!("search output: {e}")))?;
+        Ok(Hit {
+            space: space.to_owned(),
+            key: hit.key,
+            status: hit.status,
+            id: hit.id,
+            seq: hit.seq,
+            at_ms: hit.at_ms,
+            record,
+        })
     }
-    for (key, r) in retracted {
-        let status = r["status"].as_str().unwrap_or("retracted").to_owned();
-        out.push((key, status, r));
-    }
-    for (key, by_id) in proposals {
-        let Value::Object(by_id) = by_id else { continue };
-        for (_, p) in by_id {
-            out.push((key.clone(), p["status"].as_str().unwrap_or("proposed").to_owned(), p));
-        }
-    }
-    out
+}
+
+/// The first hits of a search and how many there are in all.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Found {
+    /// How many records match, in every space searched.
+    pub total: u64,
+    /// The first of them, by space, then key, then seq.
+    pub hits: Vec<Hit>,
 }
 
 impl Log {
     /// The records of `spaces` (every space when empty) that match `query`,
     /// by space, then key, then seq.
     pub fn find(&self, spaces: &[String], query: &Query) -> Result<Vec<Hit>, Error> {
-        let names = if spaces.is_empty() { self.spaces()? } else { spaces.to_vec() };
         let mut hits = Vec::new();
-        for name in names {
-            // A key or key prefix narrows the fold to the checkpoint pages
-            // that can hold it; other filters need every record.
-            let space = self.space(&name);
-            let fold = match query.key.as_deref() {
-                Some(key) => space.fold_prefix(key.strip_suffix('*').unwrap_or(key))?,
-                None => space.fold()?,
-            };
-            let fold: Value =
-                serde_json::from_str(&fold).map_err(|e| Error::Guest(format!("fold output: {e}")))?;
-            let mut found: Vec<Hit> = records(fold)
-                .into_iter()
-                .filter(|(key, status, record)| query.matches(key, status, record))
-                .map(|(key, status, record)| Hit {
-                    space: name.clone(),
-                    key,
-                    status,
-                    id: record["id"].as_str().unwrap_or("").to_owned(),
-                    seq: record["seq"].as_u64().unwrap_or(0),
-                    at_ms: record["at_ms"].as_u64().unwrap_or(0),
-                    record,
-                })
-                .collect();
-            found.sort_by(|a, b| (&a.key, a.seq).cmp(&(&b.key, b.seq)));
-            hits.extend(found);
-        }
+        self.find_each(spaces, query, |hit| {
+            hits.push(hit);
+            Ok(true)
+        })?;
         Ok(hits)
+    }
+
+    /// [`Log::find`]'s hits handed to `each` as they are found, a few
+    /// hundred at a time, until it returns false: a search of a large space
+    /// never holds more than a page of the checkpoint and one batch of hits.
+    pub fn find_each(
+        &self,
+        spaces: &[String],
+        query: &Query,
+        mut each: impl FnMut(Hit) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        let names = if spaces.is_empty() { self.spaces()? } else { spaces.to_vec() };
+        for name in names {
+            let space = self.space(&name);
+            let mut after: Option<(String, u64)> = None;
+            loop {
+                let cursor = after.as_ref().map(|(key, seq)| (key.as_str(), *seq));
+                let found = space.search_page(query, cursor, BATCH, false)?;
+                let full = found.hits.len() == BATCH as usize;
+                after = found.hits.last().map(|h| (h.key.clone(), h.seq));
+                for hit in found.hits {
+                    if !each(Hit::from_wit(&name, hit)?)? {
+                        return Ok(());
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first `limit` of [`Log::find`]'s hits, and how many there are in all.
+    pub fn search(&self, spaces: &[String], query: &Query, limit: usize) -> Result<Found, Error> {
+        let names = if spaces.is_empty() { self.spaces()? } else { spaces.to_vec() };
+        let mut out = Found { total: 0, hits: Vec::new() };
+        for name in names {
+            let room = u32::try_from(limit.saturating_sub(out.hits.len())).unwrap_or(u32::MAX);
+            let found = self.space(&name).search_page(query, None, room, true)?;
+            out.total += found.total.unwrap_or(0);
+            for hit in found.hits {
+                out.hits.push(Hit::from_wit(&name, hit)?);
+            }
+        }
+        Ok(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn fold() -> Value {
-        json!({
-            "decisions": {
-                "adr/db": {"id": "d1", "seq": 3, "at_ms": 3000, "actor": "Ada", "choice": "Postgres",
-                    "rationale": "We know it.", "title": "Use Postgres", "tags": ["storage", "db"],
-                    "deciders": ["Grace"], "rejected": [{"option": "MongoDB", "why": "no joins"}]},
-                "ui": {"id": "d2", "seq": 5, "at_ms": 5000, "actor": "Bob", "choice": "web", "rationale": "r", "rejected": []},
-            },
-            "retracted": {"ci": {"id": "x1", "seq": 7, "at_ms": 7000, "actor": "Ada", "choice": "make",
-                "rationale": "old", "status": "deprecated"}},
-            "proposals": {"adr/queue": {"p1": {"id": "p1", "seq": 9, "at_ms": 9000, "actor": "Cy",
-                "choice": "Kafka", "rationale": "scale", "status": "on hold", "rejected": []}}},
-        })
-    }
-
-    fn keys(q: Query) -> Vec<String> {
-        let f = fold();
-        records(f).into_iter().filter(|(k, s, r)| q.matches(k, s, r)).map(|(k, _, _)| k).collect()
-    }
 
     #[test]
     fn times_are_read_as_dates_and_rfc_3339_in_utc_or_with_an_offset() {
@@ -300,25 +248,5 @@ mod tests {
         {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn each_filter_narrows_the_records_and_an_empty_query_matches_all() {
-        assert_eq!(keys(Query::default()).len(), 4);
-        assert_eq!(keys(Query { key: Some("adr/*".into()), ..Query::default() }), ["adr/db", "adr/queue"]);
-        assert_eq!(keys(Query { key: Some("adr".into()), ..Query::default() }), Vec::<String>::new());
-        assert_eq!(keys(Query { tags: vec!["DB".into()], ..Query::default() }), ["adr/db"]);
-        assert_eq!(keys(Query { actor: Some("grace".into()), ..Query::default() }), ["adr/db"]);
-        assert_eq!(keys(Query { status: Some("deprecated".into()), ..Query::default() }), ["ci"]);
-        assert_eq!(keys(Query { status: Some("On Hold".into()), ..Query::default() }), ["adr/queue"]);
-        assert_eq!(keys(Query { status: Some("accepted".into()), ..Query::default() }), ["adr/db", "ui"]);
-        assert_eq!(keys(Query { text: Some("no JOINS".into()), ..Query::default() }), ["adr/db"]);
-        assert_eq!(keys(Query { text: Some("postgres mongodb".into()), ..Query::default() }), ["adr/db"]);
-        assert_eq!(
-            keys(Query { text: Some("postgres kafka".into()), ..Query::default() }),
-            Vec::<String>::new()
-        );
-        let window = Query { since_ms: Some(5000), until_ms: Some(9000), ..Query::default() };
-        assert_eq!(keys(window), ["ui", "ci"]);
     }
 }

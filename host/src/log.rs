@@ -334,11 +334,29 @@ impl Space {
         Ok(shown.map(|s| (s.record, s.history.into_iter().map(Event::from).collect())))
     }
 
-    /// The fold at the head, holding only the keys that begin with
-    /// `prefix` (every key when it is empty), as canonical JSON. It reads
-    /// only the checkpoint pages that can hold such keys.
-    pub fn fold_prefix(&self, prefix: &str) -> Result<String, Error> {
-        self.log.call(|b, s| b.dlog_decision_log_log().call_fold_prefix(s, &self.name, prefix))
+    /// One page of [`Log::find`]'s hits in this space, after `after` (the
+    /// last hit's key and seq), at most `limit`, with how many match after
+    /// `after` in all when `count` is set.
+    pub(crate) fn search_page(
+        &self,
+        query: &crate::find::Query,
+        after: Option<(&str, u64)>,
+        limit: u32,
+        count: bool,
+    ) -> Result<wit::Found, Error> {
+        let query = wit::SearchQuery {
+            key: query.key.clone(),
+            tags: query.tags.clone(),
+            actor: query.actor.clone(),
+            status: query.status.clone(),
+            text: query.text.clone(),
+            since_ms: query.since_ms,
+            until_ms: query.until_ms,
+        };
+        let after = after.map(|(key, seq)| wit::SearchCursor { key: key.to_owned(), seq });
+        self.log.call(|b, s| {
+            b.dlog_decision_log_log().call_search(s, &self.name, &query, after.as_ref(), limit, count)
+        })
     }
 
     /// The coordination state up to a seq or commit, as canonical JSON.

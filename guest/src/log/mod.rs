@@ -11,7 +11,7 @@
 //!
 //! One job per file: `replica` (what a replica holds), `ctx` (objects in and out),
 //! `sync` (catching up with the ref), `checkpointing`, `index`, `append`,
-//! `read`, `import` and `verify`.
+//! `read`, `search`, `paging` (checkpoint pages), `import` and `verify`.
 
 mod append;
 mod checkpointing;
@@ -21,6 +21,7 @@ mod index;
 mod paging;
 mod read;
 mod replica;
+mod search;
 mod sync;
 mod verify;
 
@@ -37,6 +38,7 @@ use crate::model::Event;
 
 use ctx::Ctx;
 use replica::Replica;
+pub use search::{Found, Hit, Query};
 
 /// An intent as it arrives through the WIT, not yet validated.
 #[derive(Clone, Debug, PartialEq, Eq)]

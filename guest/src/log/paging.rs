@@ -3,7 +3,8 @@
 //! fold is asked for, and writing the pages of the next checkpoint, which
 //! rewrites only the pages of the keys changed since.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use super::ctx::Ctx;
 use super::replica::{Paged, Replica};
@@ -110,28 +111,54 @@ impl<H: Host> Ctx<H> {
         Ok(())
     }
 
-    /// Make every key that begins with `prefix` part of `replica`'s state,
-    /// reading the pages that can hold such keys: from the page `prefix`
-    /// itself would be on, while the previous page's last key still begins
-    /// with it (a key past `prefix` that does not begin with it sorts after
-    /// every key that does).
-    pub(super) fn load_prefix(&self, replica: &mut Replica, prefix: &str) -> Result<(), Error> {
-        let Some(base) = replica.base.clone().filter(|_| !replica.complete) else {
-            return Ok(());
-        };
-        let Some(first) = pages::page_of(&base.lasts, prefix) else {
-            return Ok(());
-        };
-        for i in first..base.pages.len() {
-            if i > first && !base.lasts[i - 1].starts_with(prefix) {
-                break;
+    /// Call `each` with every key from `from` on and its record at the
+    /// replica's head, in key order, until it returns false. Keys the
+    /// replica holds are taken from its state; the rest from the pages of
+    /// its base, read one at a time and not kept, so a scan of a large
+    /// space holds one page.
+    pub(super) fn each_record(
+        &self,
+        replica: &Replica,
+        from: &str,
+        mut each: impl FnMut(&str, &KeyRecord) -> bool,
+    ) -> Result<(), Error> {
+        let state = &replica.state;
+        let held = |key: &String| replica.complete || replica.loaded.contains(key);
+        // The keys the state holds from `from` on: all of them for a complete
+        // replica, else those read or written since the checkpoint.
+        let mut mine: BTreeSet<&String> = BTreeSet::new();
+        let from_bound = (Bound::Included(from), Bound::Unbounded);
+        mine.extend(state.decisions.range::<str, _>(from_bound).map(|(k, _)| k));
+        mine.extend(state.retracted.range::<str, _>(from_bound).map(|(k, _)| k));
+        mine.extend(state.proposals.range::<str, _>(from_bound).map(|(k, _)| k));
+        let mut mine = mine.into_iter().peekable();
+        let mut emit_mine_up_to = |upper: Option<&str>, each: &mut dyn FnMut(&str, &KeyRecord) -> bool| {
+            while let Some(key) = mine.next_if(|k| upper.is_none_or(|u| k.as_str() <= u)) {
+                if let Some(record) = KeyRecord::of(state, key)
+                    && !each(key, &record)
+                {
+                    return false;
+                }
             }
-            for (key, record) in self.page(&base, i)? {
-                if replica.loaded.insert(key.clone()) {
-                    record.install(&mut replica.state, &key);
+            true
+        };
+        if let Some(base) = replica.base.as_ref().filter(|_| !replica.complete)
+            && let Some(first) = pages::page_of(&base.lasts, from)
+        {
+            for i in first..base.pages.len() {
+                let page = self.page(base, i)?;
+                // Merge the page's keys with the state's up to this page's last.
+                for (key, record) in page.range::<str, _>(from_bound).filter(|(k, _)| !held(k)) {
+                    if !emit_mine_up_to(Some(key.as_str()), &mut each) || !each(key, record) {
+                        return Ok(());
+                    }
+                }
+                if !emit_mine_up_to(Some(base.lasts[i].as_str()), &mut each) {
+                    return Ok(());
                 }
             }
         }
+        emit_mine_up_to(None, &mut each);
         Ok(())
     }
 

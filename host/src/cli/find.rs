@@ -67,13 +67,17 @@ pub(crate) fn run(context: &Context, args: FindArgs) -> Result<u8, Error> {
         until_ms: args.until.as_deref().map(|t| parse_time(t, "until")).transpose()?,
     };
     let log = context.open()?;
-    let mut hits = log.find(&args.spaces, &query)?;
-    if let Some(limit) = args.limit {
-        hits.truncate(limit);
-    }
-    for hit in &hits {
+    // Hits are printed as the guest finds them, a batch at a time, so a
+    // search of a large space holds one batch, never every hit.
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let mut printed = 0;
+    log.find_each(&args.spaces, &query, |hit| {
+        if printed == limit {
+            return Ok(false);
+        }
+        printed += 1;
         if context.json {
-            print(&serde_json::to_string(hit).map_err(|e| Error::Guest(format!("find output: {e}")))?)?;
+            print(&serde_json::to_string(&hit).map_err(|e| Error::Guest(format!("find output: {e}")))?)?;
         } else {
             let r = &hit.record;
             let title = r["title"].as_str().map(|t| format!(" — {t}")).unwrap_or_default();
@@ -89,8 +93,9 @@ pub(crate) fn run(context: &Context, args: FindArgs) -> Result<u8, Error> {
                 hit.id
             ))?;
         }
-    }
-    if hits.is_empty() && !context.json {
+        Ok(printed < limit)
+    })?;
+    if printed == 0 && !context.json {
         eprintln!("no decision matches");
     }
     Ok(exit::OK)

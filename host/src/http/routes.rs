@@ -419,10 +419,8 @@ async fn search(
     };
     let spaces = list("spaces");
     let log = state.log.clone();
-    let mut hits = blocking(move || log.find(&spaces, &query)).await?;
-    let total = hits.len();
-    hits.truncate(limit);
-    Ok(json_response(StatusCode::OK, &json!({"total": total, "hits": hits})))
+    let found = blocking(move || log.search(&spaces, &query, limit)).await?;
+    Ok(json_response(StatusCode::OK, &json!({"total": found.total, "hits": found.hits})))
 }
 
 /// This API's OpenAPI 3.1 document.

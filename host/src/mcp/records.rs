@@ -298,9 +298,8 @@ impl DecisionLogServer {
         };
         let spaces = args.spaces.unwrap_or_default();
         self.read(move |log| {
-            let mut hits = log.find(&spaces, &query)?;
-            let total = hits.len();
-            hits.truncate(limit);
+            let found = log.search(&spaces, &query, limit)?;
+            let (total, hits) = (found.total as usize, found.hits);
             let lines: Vec<String> = hits
                 .iter()
                 .map(|h| {

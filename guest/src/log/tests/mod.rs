@@ -8,6 +8,7 @@ mod catch_up;
 mod checkpoints;
 mod import;
 mod paging;
+mod search;
 
 use super::fake::FakeHost;
 use super::{Log, RawIntent, Settings};
