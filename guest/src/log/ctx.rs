@@ -4,6 +4,9 @@
 //! Kept apart from the replicas so that an operation can hold a replica and
 //! reach storage at the same time.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use super::{Settings, storage};
 use crate::checkpoint;
 use crate::error::Error;
@@ -21,11 +24,20 @@ pub(super) struct Ctx<H> {
     pub(super) host: H,
     pub(super) settings: Settings,
     pub(super) warnings: Vec<String>,
+    /// Events read by commit id, with their parents. A commit id names its
+    /// bytes, so an entry can never go stale; bounded, and emptied when
+    /// full. It lets a long-lived instance (a server) answer `show` and
+    /// `events` for keys it was asked about before without three object
+    /// reads and a parse per event.
+    events: RefCell<HashMap<String, (Event, Option<String>)>>,
 }
+
+/// How many events [`Ctx`] keeps parsed: a few MB at most.
+const CACHED_EVENTS: usize = 4096;
 
 impl<H: Host> Ctx<H> {
     pub(super) fn new(host: H) -> Ctx<H> {
-        Ctx { host, settings: Settings::default(), warnings: Vec::new() }
+        Ctx { host, settings: Settings::default(), warnings: Vec::new(), events: RefCell::default() }
     }
 
     pub(super) fn warn(&mut self, warning: String) {
@@ -54,8 +66,17 @@ impl<H: Host> Ctx<H> {
 
     /// Load the event stored in `commit`, and the commit's parent.
     pub(super) fn load(&self, commit: &str) -> Result<(Event, Option<String>), Error> {
+        if let Some(known) = self.events.borrow().get(commit) {
+            return Ok(known.clone());
+        }
         let links = self.links(commit)?;
-        Ok((self.load_tree(commit, &links.tree)?, links.parent))
+        let loaded = (self.load_tree(commit, &links.tree)?, links.parent);
+        let mut events = self.events.borrow_mut();
+        if events.len() >= CACHED_EVENTS {
+            events.clear();
+        }
+        events.insert(commit.to_owned(), loaded.clone());
+        Ok(loaded)
     }
 
     /// The tree and parent of an event commit.
