@@ -19,9 +19,6 @@ use crate::lease::Leases;
 use crate::types::{Appended, Intent};
 use crate::wire;
 
-/// Pause between looks at a lease that is busy.
-const POLL: Duration = Duration::from_millis(10);
-
 /// The lease protocol of a log that is not a fixed sole writer.
 #[derive(Clone, Debug)]
 pub struct Routing {
@@ -77,7 +74,7 @@ pub(crate) fn run<T>(
                 Some(endpoint) => match forward(endpoint) {
                     Ok(answer) => answer,
                     Err(_) if Instant::now() < deadline => {
-                        sleep(POLL);
+                        sleep(routing.leases.poll_interval());
                         continue;
                     }
                     Err(unreachable) => {
@@ -94,7 +91,9 @@ pub(crate) fn run<T>(
             None => with_one_shot_lease(space, routing, here),
         };
         match outcome {
-            Err(Error::NotHolder { .. }) if Instant::now() < deadline => sleep(POLL),
+            Err(Error::NotHolder { .. }) if Instant::now() < deadline => {
+                sleep(routing.leases.poll_interval())
+            }
             Err(Error::NotHolder { holder: Some(holder), .. }) => {
                 return Err(Error::Timeout { space: space.name().into(), holder, waited: routing.wait });
             }

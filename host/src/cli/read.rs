@@ -56,7 +56,14 @@ pub(crate) fn events(context: &Context, args: EventsArgs) -> Result<u8, Error> {
             return Ok(exit::OK);
         }
         left = None;
-        std::thread::sleep(args.interval);
+        // Across machines a look is a fetch, a round trip to the server: at
+        // most one a second, whatever --interval says.
+        if log.remote().is_some() {
+            std::thread::sleep(args.interval.max(Duration::from_secs(1)));
+            log.fetch()?;
+        } else {
+            std::thread::sleep(args.interval);
+        }
     }
 }
 
