@@ -55,7 +55,8 @@ impl RemoteLeases {
             self.seen().remove(space);
             return Ok(None);
         };
-        if let Some((seen_id, lease, _)) = self.seen().get(space).cloned()
+        let known = self.seen().get(space).cloned();
+        if let Some((seen_id, lease, _)) = known
             && seen_id == id
         {
             self.seen().insert(space.to_owned(), (id, lease.clone(), Instant::now()));
@@ -130,7 +131,8 @@ impl RemoteLeases {
 impl LeaseCell for RemoteLeases {
     fn read(&self, space: &str) -> Result<Option<Lease>, Error> {
         check_space(space)?;
-        if let Some((_, lease, at)) = self.seen().get(space).cloned()
+        let known = self.seen().get(space).cloned();
+        if let Some((_, lease, at)) = known
             && at.elapsed() < FRESH
         {
             return Ok(Some(lease));
