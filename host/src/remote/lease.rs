@@ -50,24 +50,52 @@ impl RemoteLeases {
 
     /// The remote's lease of `space` and its commit, read now.
     fn read_now(&self, space: &str) -> Result<Option<(ObjectId, Lease)>, Error> {
+        // The lease may move between the listing and the fetch, which then
+        // brings the newer commit, not the listed one: list again.
+        for _ in 0..20 {
+            if let Some(found) = self.try_read_now(space)? {
+                return Ok(found);
+            }
+        }
+        Err(Error::Storage(format!(
+            "the lease of space {space:?} on remote {:?} ({}) kept changing while it was read; try again",
+            self.remote.name(),
+            self.remote.url()
+        )))
+    }
+
+    /// The remote's lease now; the outer none when it moved while read.
+    #[allow(clippy::option_option)]
+    fn try_read_now(&self, space: &str) -> Result<Option<Option<(ObjectId, Lease)>>, Error> {
         let name = format!("{LEASES}{space}");
         let Some(id) = self.remote.ls_remote_one(&name).map_err(storage)? else {
             self.seen().remove(space);
-            return Ok(None);
+            return Ok(Some(None));
         };
         let known = self.seen().get(space).cloned();
         if let Some((seen_id, lease, _)) = known
             && seen_id == id
         {
             self.seen().insert(space.to_owned(), (id, lease.clone(), Instant::now()));
-            return Ok(Some((id, lease)));
+            return Ok(Some(Some((id, lease))));
         }
         if self.local.read_object(&id).map_err(storage)?.is_none() {
             self.remote.fetch_objects(&name).map_err(storage)?;
+            if self.local.read_object(&id).map_err(storage)?.is_none() {
+                return Ok(None);
+            }
         }
-        let lease = self.decode(space, &id)?;
+        let lease = match self.decode(space, &id) {
+            Ok(lease) => lease,
+            // Another local fetch may be writing these very objects one by
+            // one (the commit before its tree): fetch them ourselves.
+            Err(_) => {
+                self.remote.fetch_objects(&name).map_err(storage)?;
+                self.decode(space, &id)?
+            }
+        };
         self.seen().insert(space.to_owned(), (id, lease.clone(), Instant::now()));
-        Ok(Some((id, lease)))
+        Ok(Some(Some((id, lease))))
     }
 
     fn decode(&self, space: &str, commit: &ObjectId) -> Result<Lease, Error> {

@@ -258,7 +258,9 @@ impl Remote {
             Some((flag, _)) if ran.ok() && matches!(flag.as_str(), " " | "*" | "+" | "=") => {
                 Ok(Pushed::Accepted)
             }
-            Some((flag, summary)) if flag == "!" && (refused_by_race(&summary) || refused_by_race(&ran.stderr)) => {
+            Some((flag, summary))
+                if flag == "!" && (refused_by_race(&summary) || refused_by_race(&ran.stderr)) =>
+            {
                 Ok(Pushed::Refused(summary))
             }
             Some((_, summary)) => Err(StorageError::io(
