@@ -210,6 +210,18 @@ impl Log {
         }
     }
 
+    /// Fetch every space's head from the bound remote, then push the spaces
+    /// whose local head has events the remote lacks and extends the
+    /// remote's (appended by a writer that opened this repository before it
+    /// was bound); the spaces pushed. None when the log has no remote; a
+    /// space whose history diverged is [`Error::Diverged`].
+    pub fn sync(&self) -> Result<Option<Vec<String>>, Error> {
+        match &self.inner.remote {
+            Some(remote) => remote.sync().map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The storage under this log.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.inner.backend
@@ -237,7 +249,12 @@ impl Log {
 
     /// Warnings since the last call (e.g. a damaged checkpoint was ignored).
     pub fn take_warnings(&self) -> Vec<String> {
-        self.call(|b, s| b.dlog_decision_log_log().call_take_warnings(s).map(Ok)).unwrap_or_default()
+        let mut warnings =
+            self.call(|b, s| b.dlog_decision_log_log().call_take_warnings(s).map(Ok)).unwrap_or_default();
+        if let Some(remote) = &self.inner.remote {
+            warnings.extend(remote.take_warnings());
+        }
+        warnings
     }
 
     fn session(&self) -> MutexGuard<'_, Option<Session>> {

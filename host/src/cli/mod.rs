@@ -27,7 +27,8 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// Bad arguments or invalid input (an intent, a file, a name).
     pub const USAGE: u8 = 2;
-    /// A conflict: the head moved, `supersedes` is stale, an id is reused.
+    /// A conflict: the head moved, `supersedes` is stale, an id is reused,
+    /// a space diverged from its remote.
     pub const CONFLICT: u8 = 3;
     /// A space, key, seq or commit that does not exist.
     pub const NOT_FOUND: u8 = 4;
@@ -43,7 +44,10 @@ pub mod exit {
 pub fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Invalid(_) => exit::USAGE,
-        Error::HeadConflict { .. } | Error::DecisionConflict { .. } | Error::IdConflict(_) => exit::CONFLICT,
+        Error::HeadConflict { .. }
+        | Error::DecisionConflict { .. }
+        | Error::IdConflict(_)
+        | Error::Diverged { .. } => exit::CONFLICT,
         Error::NotHolder { .. } | Error::StaleEpoch { .. } | Error::Timeout { .. } => exit::AUTHORITY,
         Error::NotFound(_) => exit::NOT_FOUND,
         Error::Corrupt(_) => exit::CORRUPT,

@@ -66,7 +66,20 @@ pub(crate) fn remote(context: &Context, args: RemoteArgs) -> Result<u8, Error> {
     let git = git(context)?;
     match args.command {
         RemoteCommand::Add { name, url } => {
-            let report = crate::remote::bind(&git, &name, &url)?;
+            let report = match crate::remote::bind(&git, &name, &url) {
+                Err(Error::NotHolder { space, holder: Some(lease) }) => {
+                    // A live local lease: say what to do, in one sentence.
+                    return Err(Error::NotHolder { space, holder: Some(lease) }).inspect_err(|_| {
+                        if !context.json {
+                            eprintln!(
+                                "dlog: a local writer holds a space's lease; stop it (e.g. its `dlog serve`) \
+                                 or wait until the lease expires, then run `dlog remote add` again"
+                            );
+                        }
+                    });
+                }
+                other => other?,
+            };
             if context.json {
                 print(
                     &json!({"remote": name, "url": url, "pushed": report.pushed, "fetched": report.fetched})
@@ -86,9 +99,15 @@ pub(crate) fn remote(context: &Context, args: RemoteArgs) -> Result<u8, Error> {
             }
         }
         RemoteCommand::Remove { name } => {
-            crate::remote::unbind(&git, &name)?;
+            let kept = crate::remote::unbind(&git, &name)?;
+            for space in &kept {
+                eprintln!(
+                    "dlog: warning: space {space:?} keeps this repository's own head, which has events \
+                     remote {name:?} lacks; the remote's newer events, if any, are not in it"
+                );
+            }
             if context.json {
-                print(&json!({"removed": name}).to_string())?;
+                print(&json!({"removed": name, "kept_local": kept}).to_string())?;
             } else {
                 print(&format!("unbound from remote {name}; the spaces stay here as last fetched"))?;
             }
@@ -132,20 +151,25 @@ pub(crate) fn remote(context: &Context, args: RemoteArgs) -> Result<u8, Error> {
 
 pub(crate) fn sync(context: &Context, _args: SyncArgs) -> Result<u8, Error> {
     let log = context.open()?;
-    if !log.fetch()? {
+    let Some(pushed) = log.sync()? else {
         return Err(Error::Invalid(
             "this repository is not bound to a remote (dlog remote add NAME URL)".into(),
         ));
-    }
+    };
     let spaces = log.spaces()?;
     if context.json {
-        print(&json!({"fetched": spaces}).to_string())?;
+        print(&json!({"fetched": spaces, "pushed": pushed}).to_string())?;
     } else if let Some(remote) = log.remote() {
         print(&format!(
-            "fetched {} space(s) from remote {} ({})",
+            "fetched {} space(s) from remote {} ({}){}",
             spaces.len(),
             remote.name(),
-            remote.url()
+            remote.url(),
+            if pushed.is_empty() {
+                String::new()
+            } else {
+                format!("; pushed this repository's newer events of {}", pushed.join(", "))
+            }
         ))?;
     }
     Ok(exit::OK)

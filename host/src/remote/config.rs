@@ -12,12 +12,16 @@
 //! - `dlog.remote = <name>`, last: a repository is bound only once its
 //!   spaces are on the remote.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::transport::{run_in, tail};
-use super::{CONFIG_KEY, Pushed, Remote, SPACES};
+use super::{CONFIG_KEY, Remote, SPACES};
 use crate::backend::{Backend, GitBackend, StorageError};
+use crate::clock::{Clock, SystemClock};
+use crate::durable::{Fs, RealFs};
 use crate::error::Error;
+use crate::lease::{FileLeases, LeaseCell, check_space};
 
 /// What `bind` did, space by space.
 #[derive(Clone, Debug, Default)]
@@ -39,11 +43,30 @@ pub struct SpaceState {
     pub remote: Option<String>,
 }
 
+/// Run `git <args>` on the repository's config, then make the change
+/// durable: git writes `config` by a rename it does not fsync, and a
+/// binding that a power loss could undo would send appends to the wrong
+/// place.
+fn git_config_run(git: &GitBackend, args: &[&str], what: &str) -> Result<super::Ran, Error> {
+    let ran = run_in(git.git_dir(), args, Duration::from_secs(30), None)
+        .map_err(|e| Error::Storage(format!("{what}: {e}")))?;
+    sync_config(git.git_dir()).map_err(storage)?;
+    Ok(ran)
+}
+
+/// fsync the repository's `config` and its directory.
+fn sync_config(git_dir: &Path) -> Result<(), StorageError> {
+    let config = git_dir.join("config");
+    RealFs
+        .sync_file(&config)
+        .map_err(|e| StorageError::io(format!("cannot sync {}", config.display()), e))?;
+    RealFs.sync_dir(git_dir).map_err(|e| StorageError::io(format!("cannot sync {}", git_dir.display()), e))
+}
+
 fn git_config(git: &GitBackend, args: &[&str]) -> Result<super::Ran, Error> {
     let mut full = vec!["config"];
     full.extend_from_slice(args);
-    run_in(git.git_dir(), &full, Duration::from_secs(30), None, "cannot change the git config")
-        .map_err(|e| Error::Storage(e.to_string()))
+    git_config_run(git, &full, "cannot change the git config")
 }
 
 fn git_config_ok(git: &GitBackend, args: &[&str]) -> Result<(), Error> {
@@ -53,6 +76,40 @@ fn git_config_ok(git: &GitBackend, args: &[&str]) -> Result<(), Error> {
     } else {
         Err(Error::Storage(format!("git config {}: {}", args.join(" "), tail(&ran.stderr))))
     }
+}
+
+/// Whether `name` is a remote name `bind` accepts: letters, digits, `-`
+/// and `_`, not starting with `-` (it would read as an option). Narrower
+/// than git's rule, so that the name is also safe in every ref and config
+/// key built from it.
+fn usable_remote_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Refuse while a local writer holds a space's lease in this repository
+/// (`<git-dir>/dlog/leases/`): a `dlog serve` started before the binding
+/// keeps appending to the local refs, which the remote would never see.
+fn refuse_live_local_leases(git: &GitBackend) -> Result<(), Error> {
+    let dir = git.git_dir().join("dlog/leases");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let mut spaces: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(str::to_owned))
+        .filter(|space| check_space(space).is_ok())
+        .collect();
+    spaces.sort();
+    let leases = FileLeases::open(git.git_dir())?;
+    let now = SystemClock.now_ms();
+    for space in spaces {
+        if let Some(lease) = leases.read(&space)?.filter(|l| l.expires_at_ms > now) {
+            return Err(Error::NotHolder { space, holder: Some(lease) });
+        }
+    }
+    Ok(())
 }
 
 fn fetch_refspec(name: &str) -> String {
@@ -65,11 +122,13 @@ fn storage(e: StorageError) -> Error {
 
 /// Bind the repository of `git` to remote `name` at `url`: configure it,
 /// fetch the remote's spaces, push the ones this repository has that the
-/// remote lacks (or is behind on), and refuse when a space has diverged.
+/// remote lacks (or is behind on), and refuse when a space has diverged or
+/// a local writer holds a space's lease.
 pub fn bind(git: &GitBackend, name: &str, url: &str) -> Result<BindReport, Error> {
-    if name.is_empty() || name.contains(['/', ' ', '.', ':']) || name.starts_with('-') {
+    if !usable_remote_name(name) {
         return Err(Error::Invalid(format!(
-            "remote name {name:?} is not usable: use letters, digits, '-' and '_' (e.g. origin)"
+            "remote name {name:?} is not usable: use letters, digits, '-' and '_', not starting with '-' \
+             (e.g. origin)"
         )));
     }
     if url.trim().is_empty() {
@@ -80,6 +139,7 @@ pub fn bind(git: &GitBackend, name: &str, url: &str) -> Result<BindReport, Error
             "this repository is already bound to remote {bound:?}; run `dlog remote remove {bound}` first"
         )));
     }
+    refuse_live_local_leases(git)?;
     let url_key = format!("remote.{name}.url");
     let created = match git.config_string(&url_key) {
         Some(existing) if existing != url => {
@@ -93,6 +153,9 @@ pub fn bind(git: &GitBackend, name: &str, url: &str) -> Result<BindReport, Error
     };
     let refspec = fetch_refspec(name);
     let setup = || -> Result<BindReport, Error> {
+        // Read the timeout settings before anything is written: a typo
+        // there must not leave a half-made remote behind.
+        let remote = Remote::new(git, name, url)?;
         if created {
             git_config_ok(git, &[&url_key, url])?;
             git_config_ok(
@@ -102,7 +165,6 @@ pub fn bind(git: &GitBackend, name: &str, url: &str) -> Result<BindReport, Error
             git_config_ok(git, &[&format!("remote.{name}.dlog"), "true"])?;
         }
         git_config_ok(git, &["--add", &format!("remote.{name}.fetch"), &refspec])?;
-        let remote = Remote::new(git, name, url);
         let report = reconcile(git, &remote)?;
         git_config_ok(git, &[CONFIG_KEY, name])?;
         Ok(report)
@@ -120,47 +182,13 @@ fn reconcile(git: &GitBackend, remote: &Remote) -> Result<BindReport, Error> {
     for (tracked, _) in git.list_refs(&tracking_prefix).map_err(storage)? {
         report.fetched.push(tracked[tracking_prefix.len()..].to_owned());
     }
-    for (name, local) in git.list_refs(SPACES).map_err(storage)? {
-        let space = name[SPACES.len()..].to_owned();
-        let tracking = remote.tracking("spaces", &space);
-        let theirs = git.read_ref(&tracking).map_err(storage)?;
-        match theirs {
-            Some(theirs) if theirs == local => continue,
-            Some(theirs) if remote.is_ancestor(&local, &theirs).map_err(storage)? => {
-                super::refs::set(git, &name, &theirs).map_err(storage)?;
-                continue;
-            }
-            Some(theirs) if !remote.is_ancestor(&theirs, &local).map_err(storage)? => {
-                return Err(Error::Storage(format!(
-                    "space {space:?} has diverged: this repository's head {local} and remote {:?}'s \
-                     head {theirs} each have events the other lacks; export one (`dlog export`) and \
-                     import it into the other, or bind a fresh repository (`git clone`)",
-                    remote.name()
-                )));
-            }
-            _ => {}
-        }
-        match remote.push(&name, theirs.as_ref(), &local).map_err(storage)? {
-            Pushed::Accepted => {
-                super::refs::set(git, &tracking, &local).map_err(storage)?;
-                report.pushed.push(space);
-            }
-            Pushed::Refused(why) => {
-                return Err(Error::Storage(format!(
-                    "space {space:?} moved on remote {:?} while it was being bound ({why}); try again",
-                    remote.name()
-                )));
-            }
-        }
-    }
+    report.pushed = super::refs::publish(git, remote)?;
     Ok(report)
 }
 
 fn undo(git: &GitBackend, name: &str, created: bool) -> Result<(), Error> {
     if created {
-        let ran =
-            run_in(git.git_dir(), &["remote", "remove", name], Duration::from_secs(30), None, "git remote")
-                .map_err(storage)?;
+        let ran = git_config_run(git, &["remote", "remove", name], "git remote remove")?;
         if !ran.ok() {
             return Err(Error::Storage(format!("git remote remove {name}: {}", tail(&ran.stderr))));
         }
@@ -174,8 +202,10 @@ fn undo(git: &GitBackend, name: &str, created: bool) -> Result<(), Error> {
 }
 
 /// Unbind the repository from remote `name`. Its spaces stay here, as last
-/// fetched (the local `refs/dlog/spaces/*`), with local leases again.
-pub fn unbind(git: &GitBackend, name: &str) -> Result<(), Error> {
+/// fetched (the local `refs/dlog/spaces/*`), with local leases again. A
+/// local head with events the remote's lacks is kept as it is, not moved
+/// back; those spaces are returned, so the caller can say so.
+pub fn unbind(git: &GitBackend, name: &str) -> Result<Vec<String>, Error> {
     match git.config_string(CONFIG_KEY) {
         Some(bound) if bound == name => {}
         Some(bound) => {
@@ -185,15 +215,20 @@ pub fn unbind(git: &GitBackend, name: &str) -> Result<(), Error> {
         }
         None => return Err(Error::Invalid("this repository is not bound to a remote".into())),
     }
-    // The local mirror takes over as the log: bring it to the last head seen.
+    // The local mirror takes over as the log: bring it to the last head
+    // seen, by fast-forward only.
     let tracking_prefix = format!("refs/remotes/{name}/dlog/spaces/");
+    let mut kept = Vec::new();
     for (tracked, id) in git.list_refs(&tracking_prefix).map_err(storage)? {
         let space = &tracked[tracking_prefix.len()..];
-        super::refs::set(git, &format!("{SPACES}{space}"), &id).map_err(storage)?;
+        if super::refs::fast_forward(git, space, &id).map_err(storage)?.is_some() {
+            kept.push(space.to_owned());
+        }
     }
     git_config_ok(git, &["--unset", CONFIG_KEY])?;
     let created = git.config_string(&format!("remote.{name}.dlog")).is_some_and(|v| v == "true");
-    undo(git, name, created)
+    undo(git, name, created)?;
+    Ok(kept)
 }
 
 /// The bound remote, and each space's head as tracked here and on the

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::refs::set;
-use super::{LEASES, Pushed, Remote};
+use super::{LEASES, NOT_A_RACE_TRIES, Pushed, Remote};
 use crate::backend::{Backend, GitBackend, ObjectId, ObjectKind, StorageError};
 use crate::error::Error;
 use crate::lease::{Lease, LeaseCell, check_space, same_lease};
@@ -183,15 +183,33 @@ impl LeaseCell for RemoteLeases {
         };
         let commit = self.encode(space, new)?;
         let name = format!("{LEASES}{space}");
-        match self.remote.push(&name, expected_id.as_ref(), &commit).map_err(storage)? {
-            Pushed::Accepted => {
-                self.seen().insert(space.to_owned(), (commit, new.clone(), Instant::now()));
-                let _ = set(&self.local, &self.remote.tracking("leases", space), &commit);
-                Ok(true)
-            }
-            Pushed::Refused(_) => {
-                self.seen().remove(space);
-                Ok(false)
+        let mut tries = 0;
+        loop {
+            match self.remote.push(&name, expected_id.as_ref(), &commit).map_err(storage)? {
+                Pushed::Accepted => {
+                    self.seen().insert(space.to_owned(), (commit, new.clone(), Instant::now()));
+                    // From the value replaced only: a newer lease another
+                    // local process has seen is not moved back.
+                    let tracking = self.remote.tracking("leases", space);
+                    let _ = self.local.compare_and_swap(&tracking, expected_id.as_ref(), &commit);
+                    return Ok(true);
+                }
+                Pushed::Refused(why) => {
+                    self.seen().remove(space);
+                    // Someone else changed the lease first: the rules
+                    // (`Leases`) read it again and decide. A lease still at
+                    // the expected commit was refused for another reason,
+                    // which no retry of theirs would cure.
+                    let now = self.read_now(space)?.map(|(id, _)| id);
+                    if now != expected_id {
+                        return Ok(false);
+                    }
+                    tries += 1;
+                    if tries >= NOT_A_RACE_TRIES {
+                        return Err(storage(self.remote.not_a_race(&name, now.as_ref(), &why)));
+                    }
+                    std::thread::sleep(Duration::from_millis(50 * u64::from(tries)));
+                }
             }
         }
     }

@@ -36,7 +36,7 @@ pub use refs::RemoteBackend;
 
 use crate::backend::{GitBackend, ObjectId, StorageError};
 use crate::error::Error;
-use transport::{Git, Ran, tail};
+use transport::{Git, Ran, RunError, tail};
 
 /// The git config key naming the remote a repository's spaces are bound to.
 pub const CONFIG_KEY: &str = "dlog.remote";
@@ -62,10 +62,33 @@ pub struct Remote {
 pub(crate) enum Pushed {
     /// The ref now holds the new value on the server.
     Accepted,
-    /// The ref did not hold the expected value (someone else moved it
-    /// first); nothing changed. The text is git's reason.
+    /// The server did not move the ref, for a reason that usually means
+    /// someone else moved it first; nothing changed. The text is git's
+    /// reason. The caller checks the head: one still at the expected value
+    /// means something else refused it ([`Remote::not_a_race`]).
     Refused(String),
 }
+
+/// The `-c` options of every git run that writes to this repository (fetch,
+/// push): objects and refs fsynced as they land (git 2.36 and newer; an
+/// older git ignores the setting), and no background gc or maintenance that
+/// would outlive the run's deadline. A push writes here too: it moves the
+/// remote-tracking ref of what it pushed.
+const WRITING: [&str; 8] = [
+    "-c",
+    "core.fsync=committed",
+    "-c",
+    "core.fsyncMethod=fsync",
+    "-c",
+    "gc.auto=0",
+    "-c",
+    "maintenance.auto=false",
+];
+
+/// How many times a push refused while the server's ref still holds the
+/// expected value is tried: a lost race on the server's ref lock looks like
+/// that for a moment (the winner is still writing); more is not a race.
+pub(crate) const NOT_A_RACE_TRIES: u32 = 3;
 
 impl Remote {
     /// The remote the repository of `git` is bound to, if any.
@@ -74,21 +97,32 @@ impl Remote {
             return Ok(None);
         };
         let Some(url) = git.config_string(&format!("remote.{name}.url")) else {
+            // `dlog remote add` would refuse (already bound): unbinding is
+            // the one way on, and it keeps every space as last fetched.
             return Err(Error::Storage(format!(
                 "this repository is bound to remote {name:?} (git config {CONFIG_KEY}), which has no URL; \
-                 run `dlog remote add {name} URL` again, or `dlog remote remove {name}`"
+                 run `dlog remote remove {name}`, then bind it again if you want"
             )));
         };
-        Ok(Some(Remote::new(git, &name, &url)))
+        Ok(Some(Remote::new(git, &name, &url)?))
     }
 
-    /// A remote of the repository of `git` (bound or not).
-    pub(crate) fn new(git: &GitBackend, name: &str, url: &str) -> Remote {
-        let timeout = std::env::var("DLOG_REMOTE_TIMEOUT")
-            .ok()
-            .or_else(|| git.config_string("dlog.remoteTimeout"))
-            .and_then(|s| parse_seconds(&s))
-            .unwrap_or(DEFAULT_TIMEOUT);
+    /// A remote of the repository of `git` (bound or not). Fails when the
+    /// timeout the user set (`DLOG_REMOTE_TIMEOUT`, else git config
+    /// `dlog.remoteTimeout`) is not a duration: silently using the default
+    /// would hide a typo until a slow network stops writers.
+    pub(crate) fn new(git: &GitBackend, name: &str, url: &str) -> Result<Remote, Error> {
+        let timeout = match std::env::var("DLOG_REMOTE_TIMEOUT").ok().filter(|s| !s.trim().is_empty()) {
+            Some(text) => parse_timeout(&text).map_err(|why| {
+                Error::Invalid(format!("DLOG_REMOTE_TIMEOUT={text:?} is not usable: {why}"))
+            })?,
+            None => match git.config_string("dlog.remoteTimeout") {
+                Some(text) => parse_timeout(&text).map_err(|why| {
+                    Error::Invalid(format!("git config dlog.remoteTimeout={text:?} is not usable: {why}"))
+                })?,
+                None => DEFAULT_TIMEOUT,
+            },
+        };
         // BatchMode: a passphrase or host-key prompt would hang a writer
         // with no terminal. Only when the user chose no ssh command of
         // their own, which then is theirs to make non-interactive.
@@ -99,7 +133,7 @@ impl Remote {
         let ssh_command = (!user_ssh)
             .then(|| format!("ssh -o BatchMode=yes -o ConnectTimeout={connect} -o ServerAliveInterval=5"));
         let git = Git { git_dir: git.git_dir().to_path_buf(), timeout, ssh_command };
-        Remote { name: name.to_owned(), url: url.to_owned(), git }
+        Ok(Remote { name: name.to_owned(), url: url.to_owned(), git })
     }
 
     /// The remote's name in git's config.
@@ -136,19 +170,12 @@ impl Remote {
         format!("refs/remotes/{}/dlog-staged/{kind}/{space}", self.name)
     }
 
-    /// The options every `git fetch` gets: no tags, no FETCH_HEAD (two
-    /// fetches at once would race on it), no background gc that would
-    /// outlive the deadline, and objects and refs fsynced as they land.
+    /// The options every `git fetch` gets: those of every run that writes
+    /// here ([`WRITING`]), no tags, no FETCH_HEAD (two fetches at once would
+    /// race on it).
     fn fetch_args<'a>(&'a self, refspecs: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![
-            "-c",
-            "core.fsync=committed",
-            "-c",
-            "core.fsyncMethod=fsync",
-            "-c",
-            "gc.auto=0",
-            "-c",
-            "maintenance.auto=false",
+        let mut args = WRITING.to_vec();
+        args.extend_from_slice(&[
             "-c",
             "fetch.showForcedUpdates=false",
             "fetch",
@@ -157,7 +184,7 @@ impl Remote {
             "--no-write-fetch-head",
             "--no-recurse-submodules",
             self.name.as_str(),
-        ];
+        ]);
         args.extend_from_slice(refspecs);
         args
     }
@@ -231,7 +258,8 @@ impl Remote {
             format!("--force-with-lease={name}:{}", expected.map(ObjectId::to_hex).unwrap_or_default());
         let refspec = format!("{new}:{name}");
         let doing = format!("cannot push {name}");
-        let args = [
+        let mut args = WRITING.to_vec();
+        args.extend_from_slice(&[
             "-c",
             "push.negotiate=false",
             "-c",
@@ -244,8 +272,23 @@ impl Remote {
             &lease,
             self.name.as_str(),
             &refspec,
-        ];
-        let ran = self.git.run(&args, &self.what(&doing))?;
+        ]);
+        let ran = match self.git.try_run(&args) {
+            Ok(ran) => ran,
+            // The server may have taken the push and its answer been lost:
+            // only its head can tell, and a retry with the same intent ids
+            // is safe either way (it finds them in the log, or appends them).
+            Err(timed_out @ RunError::TimedOut(_)) => {
+                return Err(StorageError::io(
+                    self.what(&doing),
+                    format!(
+                        "{timed_out}; whether the server applied the push is unknown: \
+                         run `dlog sync` and check, or retry with the same --id"
+                    ),
+                ));
+            }
+            Err(e) => return Err(StorageError::io(self.what(&doing), e)),
+        };
         // `--porcelain`: `<flag>\t<from>:<to>\t<summary> (<reason>)` per ref.
         let line = ran.stdout.lines().find_map(|line| {
             let mut fields = line.splitn(3, '\t');
@@ -261,7 +304,7 @@ impl Remote {
             Some((flag, summary))
                 if flag == "!" && (refused_by_race(&summary) || refused_by_race(&ran.stderr)) =>
             {
-                Ok(Pushed::Refused(summary))
+                Ok(Pushed::Refused(format!("{summary}; {}", tail(&ran.stderr))))
             }
             Some((_, summary)) => Err(StorageError::io(
                 self.what(&doing),
@@ -271,6 +314,21 @@ impl Remote {
         }
     }
 
+    /// The error for a push of `name` refused while the server still holds
+    /// `head`, the value it expected: nobody moved it first, so retrying the
+    /// append would only be refused again (a hook, permissions, a full disk
+    /// on the server). `why` is git's reason.
+    pub(crate) fn not_a_race(&self, name: &str, head: Option<&ObjectId>, why: &str) -> StorageError {
+        let head = head.map_or_else(|| "absent".to_owned(), ObjectId::to_hex);
+        StorageError::io(
+            self.what(&format!("cannot push {name}")),
+            format!(
+                "the server refused it {NOT_A_RACE_TRIES} times although {name} there is still {head}, \
+                 as expected, so this is not another writer's race: {why}"
+            ),
+        )
+    }
+
     /// Whether commit `ancestor` is `descendant` or one of its ancestors, by
     /// the local objects.
     pub(crate) fn is_ancestor(
@@ -278,14 +336,25 @@ impl Remote {
         ancestor: &ObjectId,
         descendant: &ObjectId,
     ) -> Result<bool, StorageError> {
-        let (a, d) = (ancestor.to_hex(), descendant.to_hex());
-        let doing = "cannot compare histories".to_owned();
-        let ran = self.git.run(&["merge-base", "--is-ancestor", &a, &d], &doing)?;
-        match ran.code {
-            Some(0) => Ok(true),
-            Some(1) => Ok(false),
-            _ => Err(StorageError::io(doing, tail(&ran.stderr))),
-        }
+        is_ancestor(&self.git.git_dir, ancestor, descendant)
+    }
+}
+
+/// Whether commit `ancestor` is `descendant` or one of its ancestors in the
+/// repository at `git_dir` (`git merge-base --is-ancestor`).
+pub(crate) fn is_ancestor(
+    git_dir: &std::path::Path,
+    ancestor: &ObjectId,
+    descendant: &ObjectId,
+) -> Result<bool, StorageError> {
+    let (a, d) = (ancestor.to_hex(), descendant.to_hex());
+    let doing = "cannot compare histories";
+    let ran = transport::run_in(git_dir, &["merge-base", "--is-ancestor", &a, &d], DEFAULT_TIMEOUT, None)
+        .map_err(|e| StorageError::io(doing, e))?;
+    match ran.code {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(StorageError::io(doing, tail(&ran.stderr))),
     }
 }
 
@@ -309,14 +378,17 @@ fn code(ran: &Ran) -> String {
     ran.code.map_or_else(|| "a signal".to_owned(), |c| format!("code {c}"))
 }
 
-/// `30`, `30s`, `1.5s`, `500ms` → a duration.
-fn parse_seconds(text: &str) -> Option<Duration> {
+/// A timeout as `--wait` reads it (`30s`, `1m`, `500ms`, `1m 30s`:
+/// humantime), or a bare number of seconds (`30`, `1.5`); above zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms.trim().parse::<u64>().ok().map(Duration::from_millis);
-    }
-    let secs: f64 = text.strip_suffix('s').unwrap_or(text).trim().parse().ok()?;
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+    let duration = match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => Duration::from_secs_f64(secs),
+        Ok(_) => return Err("it must be a positive number of seconds".into()),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| format!("{e}; write a duration such as 30s, 2m or 500ms"))?,
+    };
+    if duration.is_zero() { Err("it must be longer than zero".into()) } else { Ok(duration) }
 }
 
 #[cfg(test)]
@@ -324,12 +396,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timeouts_read_as_seconds_or_milliseconds() {
-        assert_eq!(parse_seconds("30"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_seconds("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_seconds("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_seconds("-1"), None);
-        assert_eq!(parse_seconds("soon"), None);
+    fn timeouts_read_as_durations_or_seconds_and_anything_else_is_an_error() {
+        assert_eq!(parse_timeout("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_timeout("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_timeout(" 2m "), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("1m 30s"), Ok(Duration::from_secs(90)));
+        for bad in ["-1", "0", "0s", "soon", "30 seconds please", "", "inf", "NaN"] {
+            assert!(parse_timeout(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]
