@@ -33,6 +33,9 @@ pub struct Server {
     root: PathBuf,
     port: u16,
     running: Option<Running>,
+    /// While set, the HTTP server holds every push request unanswered, and
+    /// then drops it unapplied: a push whose answer never comes.
+    stall_pushes: Arc<AtomicBool>,
 }
 
 enum Running {
@@ -49,9 +52,16 @@ fn git(args: &[&str]) {
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn wait_listening(port: u16) {
+/// Wait until `port` accepts connections; `daemon` is the process that
+/// should be listening, if one is (a daemon that exited, e.g. because the
+/// port was taken, fails at once rather than after the deadline).
+fn wait_listening(port: u16, mut daemon: Option<&mut Child>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(child) = daemon.as_deref_mut() {
+            let exited = child.try_wait().unwrap();
+            assert!(exited.is_none(), "git daemon exited before it listened on port {port}: {exited:?}");
+        }
         assert!(Instant::now() < deadline, "the git server never listened on port {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -64,7 +74,15 @@ impl Server {
         let repo = root.join("log.git");
         git(&["init", "-q", "--bare", repo.to_str().unwrap()]);
         git(&["--git-dir", repo.to_str().unwrap(), "config", "http.receivepack", "true"]);
-        let mut server = Server { kind, _dir: dir, repo, root, port: free_port(), running: None };
+        let mut server = Server {
+            kind,
+            _dir: dir,
+            repo,
+            root,
+            port: free_port(),
+            running: None,
+            stall_pushes: Arc::new(AtomicBool::new(false)),
+        };
         server.resume();
         server
     }
@@ -83,6 +101,13 @@ impl Server {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Hold every push unanswered (smart HTTP only), until called with
+    /// false: each held push is then dropped, never applied.
+    pub fn stall_pushes(&self, stall: bool) {
+        assert_eq!(self.kind, Kind::Http, "only the HTTP server can stall pushes");
+        self.stall_pushes.store(stall, Ordering::SeqCst);
     }
 
     /// Stop serving (the port refuses connections).
@@ -104,7 +129,7 @@ impl Server {
     /// Serve again, on the same port.
     pub fn resume(&mut self) {
         assert!(self.running.is_none());
-        self.running = Some(match self.kind {
+        let mut running = match self.kind {
             Kind::Daemon => {
                 let child = Command::new("git")
                     .args([
@@ -125,31 +150,46 @@ impl Server {
                 Running::Daemon(child)
             }
             Kind::Http => {
+                // The port was just released by the previous server (or
+                // taken by `free_port`'s probe): it frees within moments, or
+                // something else took it and the test cannot go on.
+                let deadline = Instant::now() + Duration::from_secs(20);
                 let listener = loop {
                     match TcpListener::bind(("127.0.0.1", self.port)) {
                         Ok(l) => break l,
-                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                        Err(e) => {
+                            assert!(
+                                Instant::now() < deadline,
+                                "cannot listen on port {} again: {e}",
+                                self.port
+                            );
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
                     }
                 };
                 let stop = Arc::new(AtomicBool::new(false));
-                let (flag, root) = (stop.clone(), self.root.clone());
+                let (flag, root, stall) = (stop.clone(), self.root.clone(), self.stall_pushes.clone());
                 let thread = std::thread::spawn(move || {
                     for stream in listener.incoming() {
                         if flag.load(Ordering::SeqCst) {
                             break;
                         }
                         if let Ok(stream) = stream {
-                            let root = root.clone();
+                            let (root, stall) = (root.clone(), stall.clone());
                             std::thread::spawn(move || {
-                                let _ = cgi(stream, &root);
+                                let _ = cgi(stream, &root, &stall);
                             });
                         }
                     }
                 });
                 Running::Http(stop, thread)
             }
-        });
-        wait_listening(self.port);
+        };
+        match &mut running {
+            Running::Daemon(child) => wait_listening(self.port, Some(child)),
+            Running::Http(..) => wait_listening(self.port, None),
+        }
+        self.running = Some(running);
     }
 }
 
@@ -160,7 +200,7 @@ impl Drop for Server {
 }
 
 /// Answer one HTTP/1.1 request by running `git http-backend` as a CGI.
-fn cgi(stream: TcpStream, root: &Path) -> std::io::Result<()> {
+fn cgi(stream: TcpStream, root: &Path, stall_pushes: &AtomicBool) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
@@ -198,6 +238,14 @@ fn cgi(stream: TcpStream, root: &Path) -> std::io::Result<()> {
         reader.read_exact(&mut body)?;
     }
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    if stall_pushes.load(Ordering::SeqCst) && target.contains("git-receive-pack") {
+        // Held, then dropped unapplied: the client never learns an outcome.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while stall_pushes.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return Ok(());
+    }
     let mut command = Command::new("git");
     command
         .arg("http-backend")

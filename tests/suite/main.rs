@@ -23,6 +23,7 @@ mod mcp;
 mod parity;
 mod recovery;
 mod remote;
+mod remote_bind;
 mod scenarios;
 mod serve_abuse;
 mod support;
