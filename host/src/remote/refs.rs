@@ -103,16 +103,16 @@ impl RemoteBackend {
         if h.ahead {
             format!(
                 "space {space:?}: this repository's refs/dlog/spaces/{space} is at {}, with events remote \
-                 {name:?} lacks (its head is {}); it was left there, not moved back. A writer that opened \
-                 this repository before it was bound appended them; `dlog sync` pushes them",
+                 {name:?} lacks (its head is {}), probably appended by a process that opened this \
+                 repository before it was bound; it was left there, not moved back. `dlog sync` pushes them",
                 h.here, h.there
             )
         } else {
             format!(
                 "space {space:?}: this repository's refs/dlog/spaces/{space} is at {}, which has diverged \
-                 from remote {name:?}'s head {}; it was left there, not moved. Appends go to the remote's \
-                 log; to keep the events only here, export them (`dlog export`) from a repository where \
-                 the space is not bound and import them",
+                 from remote {name:?}'s head {}: each has events the other lacks. It was left there, not \
+                 moved; appends go to the remote's log. Its own events stay readable with \
+                 `git log refs/dlog/spaces/{space}`; append again the decisions among them to keep",
                 h.here, h.there
             )
         }
