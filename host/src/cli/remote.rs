@@ -51,7 +51,10 @@ enum RemoteCommand {
 #[command(after_help = "\
 Fetches every space's head from the bound remote, so that reads (fold, show,
 events, find) see what other machines appended. Every read command also takes
---fetch to do this first.
+--fetch to do this first. A space whose local head has events the remote lacks
+(appended by a process that opened this repository before it was bound) is
+pushed when it extends the remote's log; one whose history diverged from the
+remote's is left alone and exits 3.
 
 Examples:
   dlog sync && dlog fold team
