@@ -40,6 +40,23 @@ pub enum Error {
     /// The id is already in the log with a different intent.
     #[error("conflict: intent id {0:?} is already in the log with a different intent")]
     IdConflict(String),
+    /// A space's history here and on its git remote each have events the
+    /// other lacks, so neither can simply be moved to the other.
+    #[error(
+        "conflict: space {space:?} has diverged: this repository's head {here} and remote {remote:?}'s \
+         head {there} each have events the other lacks; export one (`dlog export`) and import it into \
+         the other, or bind a fresh repository (`git clone`)"
+    )]
+    Diverged {
+        /// The space.
+        space: String,
+        /// The git remote's name.
+        remote: String,
+        /// This repository's head of the space.
+        here: String,
+        /// The remote's head of the space.
+        there: String,
+    },
     /// This host does not hold the lease.
     #[error("not holder: {}", not_holder_text(space, holder.as_ref()))]
     NotHolder {
@@ -129,6 +146,7 @@ impl Error {
             Error::HeadConflict { .. } => "head-conflict",
             Error::DecisionConflict { .. } => "decision-conflict",
             Error::IdConflict(_) => "id-conflict",
+            Error::Diverged { .. } => "diverged",
             Error::NotHolder { .. } => "not-holder",
             Error::StaleEpoch { .. } => "stale-epoch",
             Error::NotFound(_) => "not-found",
@@ -165,6 +183,7 @@ mod tests {
             Error::HeadConflict { expected_seq: 1, actual: None },
             Error::DecisionConflict { key: "k".into(), expected: None, in_force: Some("d".into()) },
             Error::IdConflict("i".into()),
+            Error::Diverged { space: "s".into(), remote: "o".into(), here: "a".into(), there: "b".into() },
             Error::NotHolder { space: "s".into(), holder: Some(lease.clone()) },
             Error::StaleEpoch { epoch: 1, head_epoch: 2 },
             Error::NotFound("n".into()),

@@ -56,6 +56,7 @@ mod log;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 mod query;
+pub mod remote;
 mod route;
 pub mod runtime;
 pub mod serve;

@@ -77,6 +77,7 @@ struct Inner {
     routing: Option<Routing>,
     user_name: Option<String>,
     git_dir: Option<PathBuf>,
+    remote: Option<Arc<crate::remote::RemoteBackend>>,
     session: Mutex<Option<Session>>,
 }
 
@@ -118,11 +119,22 @@ impl Log {
     /// The log in the git repository containing `start` (found upwards, like
     /// git), with its leases in the repository, shared by every process.
     pub fn open(start: &Path, options: Options) -> Result<Log, Error> {
-        let git = GitBackend::discover(start)?;
+        let git = Arc::new(GitBackend::discover(start)?);
         let user_name = git.configured_user_name();
         let git_dir = git.git_dir().to_path_buf();
+        // Bound to a git remote (`dlog remote add`): the remote holds the
+        // heads and the leases; this repository holds the objects.
+        if let Some(remote) = crate::remote::Remote::bound(&git)? {
+            let cell = Arc::new(crate::remote::RemoteLeases::new(git.clone(), remote.clone()));
+            let backend = Arc::new(crate::remote::RemoteBackend::new(git, remote));
+            let mut log = Log::build(backend.clone(), cell, options, user_name, Some(git_dir))?;
+            if let Some(inner) = Arc::get_mut(&mut log.inner) {
+                inner.remote = Some(backend);
+            }
+            return Ok(log);
+        }
         let cell = Arc::new(FileLeases::open(&git_dir)?);
-        Log::build(Arc::new(git), cell, options, user_name, Some(git_dir))
+        Log::build(git, cell, options, user_name, Some(git_dir))
     }
 
     fn build(
@@ -148,7 +160,17 @@ impl Log {
             }
         };
         let session = Mutex::new(None);
-        let inner = Inner { runtime, backend, options, authority, routing, user_name, git_dir, session };
+        let inner = Inner {
+            runtime,
+            backend,
+            options,
+            authority,
+            routing,
+            user_name,
+            git_dir,
+            remote: None,
+            session,
+        };
         Ok(Log { inner: Arc::new(inner) })
     }
 
@@ -172,6 +194,32 @@ impl Log {
     /// git's `user.name` for the repository, if the log is in one.
     pub fn configured_user_name(&self) -> Option<String> {
         self.inner.user_name.clone()
+    }
+
+    /// The git remote this log's spaces are bound to (`dlog remote add`), if any.
+    pub fn remote(&self) -> Option<&crate::remote::Remote> {
+        self.inner.remote.as_deref().map(crate::remote::RemoteBackend::remote)
+    }
+
+    /// Fetch every space's head from the bound remote, so that reads see
+    /// what other machines appended; false when the log has no remote.
+    pub fn fetch(&self) -> Result<bool, Error> {
+        match &self.inner.remote {
+            Some(remote) => remote.fetch().map(|()| true).map_err(Error::from),
+            None => Ok(false),
+        }
+    }
+
+    /// Fetch every space's head from the bound remote, then push the spaces
+    /// whose local head has events the remote lacks and extends the
+    /// remote's (appended by a writer that opened this repository before it
+    /// was bound); the spaces pushed. None when the log has no remote; a
+    /// space whose history diverged is [`Error::Diverged`].
+    pub fn sync(&self) -> Result<Option<Vec<String>>, Error> {
+        match &self.inner.remote {
+            Some(remote) => remote.sync().map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The storage under this log.
@@ -201,7 +249,12 @@ impl Log {
 
     /// Warnings since the last call (e.g. a damaged checkpoint was ignored).
     pub fn take_warnings(&self) -> Vec<String> {
-        self.call(|b, s| b.dlog_decision_log_log().call_take_warnings(s).map(Ok)).unwrap_or_default()
+        let mut warnings =
+            self.call(|b, s| b.dlog_decision_log_log().call_take_warnings(s).map(Ok)).unwrap_or_default();
+        if let Some(remote) = &self.inner.remote {
+            warnings.extend(remote.take_warnings());
+        }
+        warnings
     }
 
     fn session(&self) -> MutexGuard<'_, Option<Session>> {
@@ -295,6 +348,7 @@ impl Space {
     /// still checks it): what a lease holder does with forwarded intents.
     /// An intent without an id gets a fresh one.
     pub fn append_here(&self, intents: &[Intent], batch: bool) -> Result<Vec<Appended>, Error> {
+        self.log.inner.backend.refresh(&self.name)?;
         let intents: Vec<wit::Intent> = intents.iter().map(intent_to_wit).collect();
         let retry = intents.iter().all(|i| i.expect_seq.is_none());
         let appended = with_race_retries(retry, || {
@@ -392,6 +446,7 @@ impl Space {
     /// Import on this log's own guest, whatever the lease says (the guest
     /// still checks it): what a lease holder does with a forwarded import.
     pub fn import_here(&self, events: &[String]) -> Result<ImportReport, Error> {
+        self.log.inner.backend.refresh(&self.name)?;
         Ok(self.log.call(|b, s| b.dlog_decision_log_log().call_import(s, &self.name, events))?.into())
     }
 
@@ -421,6 +476,8 @@ impl LocalSpace for Space {
     }
 
     fn log_epoch(&self) -> Result<u64, Error> {
+        // A grant's epoch must be above the log's, as the remote has it.
+        self.log.inner.backend.refresh(&self.name)?;
         Ok(self.head()?.map_or(0, |h| h.epoch))
     }
 

@@ -19,9 +19,6 @@ use crate::lease::Leases;
 use crate::types::{Appended, Intent};
 use crate::wire;
 
-/// Pause between looks at a lease that is busy.
-const POLL: Duration = Duration::from_millis(10);
-
 /// The lease protocol of a log that is not a fixed sole writer.
 #[derive(Clone, Debug)]
 pub struct Routing {
@@ -77,12 +74,15 @@ pub(crate) fn run<T>(
                 Some(endpoint) => match forward(endpoint) {
                     Ok(answer) => answer,
                     Err(_) if Instant::now() < deadline => {
-                        sleep(POLL);
+                        sleep(routing.leases.poll_interval());
                         continue;
                     }
                     Err(unreachable) => {
+                        let on = holder_host(&lease.holder).map(|h| format!(" on {h}")).unwrap_or_default();
                         return Err(Error::Storage(format!(
-                            "the holder of space {:?} ({}, epoch {}) does not answer at {endpoint}: {unreachable}",
+                            "space {:?} is held by {}{on} (epoch {}); its endpoint {endpoint} is not reachable \
+                             from here ({unreachable}). A `dlog serve` answers only on its own machine: wait \
+                             until it stops or its lease expires, or append on that machine",
                             space.name(),
                             lease.holder,
                             lease.epoch
@@ -94,13 +94,30 @@ pub(crate) fn run<T>(
             None => with_one_shot_lease(space, routing, here),
         };
         match outcome {
-            Err(Error::NotHolder { .. }) if Instant::now() < deadline => sleep(POLL),
+            Err(Error::NotHolder { .. }) if Instant::now() < deadline => {
+                sleep(routing.leases.poll_interval())
+            }
             Err(Error::NotHolder { holder: Some(holder), .. }) => {
                 return Err(Error::Timeout { space: space.name().into(), holder, waited: routing.wait });
             }
             other => return other,
         }
     }
+}
+
+/// The machine in a holder identity of the default shape,
+/// `<role>@<host>:<pid>#<tag>` (`authority::process_identity`); none for an
+/// identity the user chose (`DLOG_IDENTITY`).
+fn holder_host(holder: &str) -> Option<&str> {
+    let (_, rest) = holder.split_once('@')?;
+    let (host, pid_tag) = rest.rsplit_once(':')?;
+    let (pid, tag) = pid_tag.split_once('#')?;
+    let shaped = !host.is_empty()
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && !tag.is_empty()
+        && tag.bytes().all(|b| b.is_ascii_hexdigit());
+    shaped.then_some(host)
 }
 
 /// Take a one-shot lease on `space` (no endpoint), run `f`, release it.
@@ -117,4 +134,19 @@ pub(crate) fn with_one_shot_lease<T>(
     // the append itself was fenced by the guest, so there is nothing to undo.
     let _ = routing.leases.release(space.name(), &routing.identity);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machine_is_read_from_a_default_holder_identity_and_only_from_one() {
+        assert_eq!(holder_host("serve@build-7:4711#1a2b3c4d"), Some("build-7"));
+        assert_eq!(holder_host("dlog@laptop.example.com:12#ab"), Some("laptop.example.com"));
+        assert_eq!(holder_host("release-bot"), None);
+        assert_eq!(holder_host("alice@example.com"), None);
+        assert_eq!(holder_host("x@:1#ab"), None);
+        assert_eq!(holder_host("x@h:pid#ab"), None);
+    }
 }

@@ -184,4 +184,11 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Refs whose name starts with `prefix`, sorted by name.
     fn list_refs(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>, StorageError>;
+
+    /// Bring `space`'s head up to date before an append builds on it. Only
+    /// a backend whose heads live elsewhere (a git remote) has work to do;
+    /// a stale head is never unsafe (the swap refuses it), only slower.
+    fn refresh(&self, _space: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
 }

@@ -9,6 +9,7 @@ mod maintain;
 mod mcp;
 mod output;
 mod read;
+mod remote;
 mod site;
 
 use std::path::PathBuf;
@@ -26,7 +27,8 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// Bad arguments or invalid input (an intent, a file, a name).
     pub const USAGE: u8 = 2;
-    /// A conflict: the head moved, `supersedes` is stale, an id is reused.
+    /// A conflict: the head moved, `supersedes` is stale, an id is reused,
+    /// a space diverged from its remote.
     pub const CONFLICT: u8 = 3;
     /// A space, key, seq or commit that does not exist.
     pub const NOT_FOUND: u8 = 4;
@@ -42,7 +44,10 @@ pub mod exit {
 pub fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Invalid(_) => exit::USAGE,
-        Error::HeadConflict { .. } | Error::DecisionConflict { .. } | Error::IdConflict(_) => exit::CONFLICT,
+        Error::HeadConflict { .. }
+        | Error::DecisionConflict { .. }
+        | Error::IdConflict(_)
+        | Error::Diverged { .. } => exit::CONFLICT,
         Error::NotHolder { .. } | Error::StaleEpoch { .. } | Error::Timeout { .. } => exit::AUTHORITY,
         Error::NotFound(_) => exit::NOT_FOUND,
         Error::Corrupt(_) => exit::CORRUPT,
@@ -61,10 +66,12 @@ Examples:
   dlog --repo decisions.git events team --follow
   dlog --repo decisions.git serve team            (then appends from other processes are forwarded)
   dlog --repo decisions.git mcp                   (for an AI agent's MCP client: tools over stdio)
+  dlog --repo decisions.git remote add origin git@github.com:acme/decisions.git
+                                                  (share one log across machines: docs/TEAMS.md)
   dlog demo
 
 Exit codes: 0 ok, 1 unexpected failure, 2 usage or invalid input, 3 conflict,
-4 not found, 5 storage failure, 6 not the lease holder / stale epoch, 7 corrupt log.";
+4 not found, 5 storage or network failure (the error names the remote), 6 not the lease holder / stale epoch, 7 corrupt log.";
 
 /// A git-backed, append-only decision log whose logic runs in a sandboxed
 /// WebAssembly component.
@@ -83,6 +90,9 @@ pub struct Cli {
     /// How long an append waits for another writer's lease before failing.
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     wait: std::time::Duration,
+    /// With a bound remote: fetch every space's head before the command reads.
+    #[arg(long, global = true)]
+    fetch: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -91,6 +101,10 @@ pub struct Cli {
 enum Command {
     /// Create a repository for decision logs.
     Init(maintain::InitArgs),
+    /// Share the log across machines through a git remote: add, remove, show.
+    Remote(remote::RemoteArgs),
+    /// Fetch every space's head from the bound remote.
+    Sync(remote::SyncArgs),
     /// Append a decision (or a retraction) to a space.
     Append(Box<append::AppendArgs>),
     /// List a space's events, oldest first; --follow tails new ones.
@@ -146,6 +160,7 @@ pub(crate) struct Context {
     json: bool,
     wait: std::time::Duration,
     checkpoint_every: u64,
+    fetch: bool,
     /// Every log opened, to report their warnings at the end.
     opened: std::cell::RefCell<Vec<Log>>,
 }
@@ -169,6 +184,9 @@ impl Context {
         let mut options = self.options();
         adjust(&mut options);
         let log = Log::open(&self.start()?, options)?;
+        if self.fetch {
+            log.fetch()?;
+        }
         self.opened.borrow_mut().push(log.clone());
         Ok(log)
     }
@@ -191,10 +209,13 @@ pub fn run() -> ExitCode {
         json: cli.json,
         wait: cli.wait,
         checkpoint_every: cli.checkpoint_every,
+        fetch: cli.fetch,
         opened: Default::default(),
     };
     let result = match cli.command {
         Command::Init(args) => maintain::init(&context, args),
+        Command::Remote(args) => remote::remote(&context, args),
+        Command::Sync(args) => remote::sync(&context, args),
         Command::Append(args) => append::run(&context, *args),
         Command::Events(args) => read::events(&context, args),
         Command::Fold(args) => read::fold(&context, args),

@@ -37,6 +37,8 @@ pub(crate) fn events(context: &Context, args: EventsArgs) -> Result<u8, Error> {
     let space = log.space(&args.space);
     let mut next = args.from.max(1);
     let mut left = args.limit.map(u64::from);
+    // Whether the last fetch of a remote failed (--follow says so once).
+    let mut failing = false;
     loop {
         let want = left.map_or(PAGE, |l| l.min(u64::from(PAGE)) as u32);
         let page = if want == 0 { Vec::new() } else { space.events(next, want)? };
@@ -56,7 +58,28 @@ pub(crate) fn events(context: &Context, args: EventsArgs) -> Result<u8, Error> {
             return Ok(exit::OK);
         }
         left = None;
-        std::thread::sleep(args.interval);
+        // Across machines a look is a fetch, a round trip to the server: at
+        // most one a second, whatever --interval says.
+        if log.remote().is_some() {
+            std::thread::sleep(args.interval.max(Duration::from_secs(1)));
+            // A follower outlives a network blip: it says so once, and
+            // goes on looking; the events it missed come with the next
+            // fetch that works.
+            match log.fetch() {
+                Ok(_) if failing => {
+                    failing = false;
+                    eprintln!("dlog: the remote answers again; following");
+                }
+                Ok(_) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    eprintln!("dlog: warning: {e}; still following, trying again every second");
+                }
+                Err(_) => {}
+            }
+        } else {
+            std::thread::sleep(args.interval);
+        }
     }
 }
 

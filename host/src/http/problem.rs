@@ -70,6 +70,7 @@ fn title(kind: &str) -> &'static str {
         "head-conflict" => "The space's head is not where the request expected it",
         "decision-conflict" => "The decision in force is not the one the intent supersedes",
         "id-conflict" => "The intent id is already in the log with a different intent",
+        "diverged" => "The space's history here and on its git remote have diverged",
         "not-holder" => "Another process holds the space's lease",
         "stale-epoch" => "A newer lease holder has fenced this writer out",
         "timeout" => "The space's lease holder kept it longer than the server waits",
@@ -96,6 +97,7 @@ impl From<Error> for Problem {
             Error::HeadConflict { .. }
             | Error::DecisionConflict { .. }
             | Error::IdConflict(_)
+            | Error::Diverged { .. }
             | Error::NotHolder { .. }
             | Error::StaleEpoch { .. } => StatusCode::CONFLICT,
             Error::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -194,6 +196,15 @@ mod tests {
             (Error::HeadConflict { expected_seq: 1, actual: Some(head) }, 409),
             (Error::DecisionConflict { key: "k".into(), expected: None, in_force: Some("d1".into()) }, 409),
             (Error::IdConflict("i".into()), 409),
+            (
+                Error::Diverged {
+                    space: "s".into(),
+                    remote: "o".into(),
+                    here: "a".into(),
+                    there: "b".into(),
+                },
+                409,
+            ),
             (Error::NotHolder { space: "s".into(), holder: Some(lease.clone()) }, 409),
             (Error::StaleEpoch { epoch: 1, head_epoch: 2 }, 409),
             (Error::NotFound("n".into()), 404),

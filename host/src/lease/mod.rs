@@ -34,6 +34,11 @@ pub trait LeaseCell: Send + Sync + fmt::Debug {
     /// Store `new` iff the stored lease equals `expected` (none: never
     /// granted). False when it did not, and nothing changed.
     fn compare_and_swap(&self, space: &str, expected: Option<&Lease>, new: &Lease) -> Result<bool, Error>;
+    /// How often a writer waiting for a busy lease looks again: local cells
+    /// are cheap to read, a remote one costs a round trip per look.
+    fn poll_interval(&self) -> Duration {
+        Duration::from_millis(10)
+    }
 }
 
 /// A space name, checked before it becomes a lease file's name. The guest
@@ -94,6 +99,11 @@ impl Leases {
     /// The current time, as the leases see it.
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// How often a writer waiting for this store's busy lease looks again.
+    pub fn poll_interval(&self) -> Duration {
+        self.cell.poll_interval()
     }
 
     /// Whether `lease` is in force now.

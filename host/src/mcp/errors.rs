@@ -20,6 +20,9 @@ fn advice(e: &Error) -> &'static str {
         Error::IdConflict(_) => {
             "This id is already used by a different intent. A retry must resend exactly the same arguments; a new decision needs a new id."
         }
+        Error::Diverged { .. } => {
+            "This space's history here and on the git remote have diverged; a person must reconcile them (dlog export, then dlog import)."
+        }
         Error::NotHolder { .. } | Error::StaleEpoch { .. } | Error::Timeout { .. } => {
             "Another writer holds the space's append lease. Wait a moment and retry with the same id (a retry with the same id is safe)."
         }
@@ -56,6 +59,12 @@ pub(crate) fn describe(e: &Error, space: Option<&Space>) -> Value {
             };
         }
         Error::IdConflict(id) => v["id"] = json!(id),
+        Error::Diverged { space, remote, here, there } => {
+            v["space"] = json!(space);
+            v["remote"] = json!(remote);
+            v["here"] = json!(here);
+            v["there"] = json!(there);
+        }
         Error::NotHolder { space, holder } => {
             v["space"] = json!(space);
             v["holder"] = json!(holder);

@@ -264,6 +264,14 @@ impl GitBackend {
         (!name.trim().is_empty()).then_some(name)
     }
 
+    /// A value of the repository's git configuration (its own, the user's
+    /// or the system's), e.g. `dlog.remote`; none when unset or empty.
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        let repo = gix::open(&self.git_dir).ok()?;
+        let value = repo.config_snapshot().string(key)?.to_string();
+        (!value.trim().is_empty()).then_some(value)
+    }
+
     /// The repository's `.git` directory (the repository itself when bare).
     pub fn git_dir(&self) -> &Path {
         &self.git_dir
