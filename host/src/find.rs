@@ -185,6 +185,12 @@ impl Log {
     /// [`Log::find`]'s hits handed to `each` as they are found, a few
     /// hundred at a time, until it returns false: a search of a large space
     /// never holds more than a page of the checkpoint and one batch of hits.
+    ///
+    /// Each batch is read at the space's head when it is asked for, and the
+    /// next one resumes after the last hit's key and seq. So an append made
+    /// while a long search runs shows in the keys after the cursor and not
+    /// in those before it: no hit is repeated or skipped, but the whole is
+    /// not one snapshot. [`Log::search`] reads each space once.
     pub fn find_each(
         &self,
         spaces: &[String],

@@ -226,16 +226,21 @@ impl<H: Host> Ctx<H> {
                 }
                 let (seq, last, every) =
                     (replica.state.seq, replica.checkpoint_seq(), self.settings.checkpoint_every);
-                if every > 0 && seq / every > last / every && !replica.histories {
-                    // It started from an older dlog's checkpoint, whose
-                    // records hold no histories: replay the log once so the
-                    // checkpoint written now is a current one.
-                    self.replay(replica)?;
-                }
-                if every > 0
-                    && seq / every > last / every
-                    && let Err(e) = self.write_checkpoint(space, replica)
+                let mut due = every > 0 && seq / every > last / every;
+                if due
+                    && !replica.histories
+                    && let Err(e) = self.replay(replica)
                 {
+                    // It started from an older dlog's checkpoint, whose
+                    // records hold no histories: the replay makes the
+                    // checkpoint written now a current one. The append is
+                    // durable already, so a failed replay is only a warning,
+                    // and the next call starts afresh.
+                    self.warn(format!("could not replay space {space:?} for its checkpoint: {e}"));
+                    *replica = Replica::cold(space);
+                    due = false;
+                }
+                if due && let Err(e) = self.write_checkpoint(space, replica) {
                     // The append is durable already; a missing checkpoint only costs a replay.
                     self.warn(format!("could not write a checkpoint of space {space:?}: {e}"));
                     if let Error::Corrupt(_) = e {

@@ -19,6 +19,12 @@ impl<H: Host> Log<H> {
     /// no checkpoint covers); report the latest checkpoint.
     pub fn checkpoint(&mut self, space: &str) -> Result<Option<CheckpointInfo>, Error> {
         model::validate_space(space)?;
+        // The catch-up reads the pages of the keys it meets: a damaged one
+        // costs a replay, and the checkpoint written after it is whole.
+        self.paged(space, |log| log.checkpoint_checked(space))
+    }
+
+    fn checkpoint_checked(&mut self, space: &str) -> Result<Option<CheckpointInfo>, Error> {
         let (ctx, replica) = self.sync(space)?;
         if !replica.histories {
             // Started from an older dlog's checkpoint, whose records hold no

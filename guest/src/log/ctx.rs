@@ -29,11 +29,21 @@ pub(super) struct Ctx<H> {
     /// full. It lets a long-lived instance (a server) answer `show` and
     /// `events` for keys it was asked about before without three object
     /// reads and a parse per event.
-    events: RefCell<HashMap<String, (Event, Option<String>)>>,
+    events: RefCell<EventCache>,
 }
 
-/// How many events [`Ctx`] keeps parsed: a few MB at most.
+/// How many events [`Ctx`] keeps parsed, and how many bytes of their stored
+/// JSON: whichever fills first empties it. Events are small (a few hundred
+/// bytes) but may be up to the size limit each, so a count alone could let
+/// a few thousand large ones hold hundreds of MB.
 const CACHED_EVENTS: usize = 4096;
+const CACHED_BYTES: usize = 4 << 20;
+
+#[derive(Debug, Default)]
+struct EventCache {
+    by_commit: HashMap<String, (Event, Option<String>)>,
+    bytes: usize,
+}
 
 impl<H: Host> Ctx<H> {
     pub(super) fn new(host: H) -> Ctx<H> {
@@ -66,16 +76,18 @@ impl<H: Host> Ctx<H> {
 
     /// Load the event stored in `commit`, and the commit's parent.
     pub(super) fn load(&self, commit: &str) -> Result<(Event, Option<String>), Error> {
-        if let Some(known) = self.events.borrow().get(commit) {
+        if let Some(known) = self.events.borrow().by_commit.get(commit) {
             return Ok(known.clone());
         }
         let links = self.links(commit)?;
-        let loaded = (self.load_tree(commit, &links.tree)?, links.parent);
+        let (event, size) = self.load_sized(commit, &links.tree)?;
+        let loaded = (event, links.parent);
         let mut events = self.events.borrow_mut();
-        if events.len() >= CACHED_EVENTS {
-            events.clear();
+        if events.by_commit.len() >= CACHED_EVENTS || events.bytes + size > CACHED_BYTES {
+            *events = EventCache::default();
         }
-        events.insert(commit.to_owned(), loaded.clone());
+        events.bytes += size;
+        events.by_commit.insert(commit.to_owned(), loaded.clone());
         Ok(loaded)
     }
 
@@ -87,13 +99,19 @@ impl<H: Host> Ctx<H> {
 
     /// The event in an event commit's tree.
     pub(super) fn load_tree(&self, commit: &str, tree: &str) -> Result<Event, Error> {
+        self.load_sized(commit, tree).map(|(event, _)| event)
+    }
+
+    /// [`Ctx::load_tree`], with the size of the event's stored JSON.
+    fn load_sized(&self, commit: &str, tree: &str) -> Result<(Event, usize), Error> {
         let tree = self.read(tree, ObjectKind::Tree)?;
         let blob_id =
             gitobj::decode_tree(&tree).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))?;
         let blob = self.read(&blob_id, ObjectKind::Blob)?;
         let text =
             String::from_utf8(blob).map_err(|_| Error::corrupt(format!("blob {blob_id} is not UTF-8")))?;
-        Event::parse(&text).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))
+        let event = Event::parse(&text).map_err(|e| Error::corrupt(format!("commit {commit}: {e}")))?;
+        Ok((event, text.len()))
     }
 
     /// Store an object whose id the guest computed: a host that files it

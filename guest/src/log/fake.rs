@@ -88,6 +88,12 @@ impl FakeHost {
         self.store.borrow_mut().refs.insert(name.to_owned(), id.to_owned());
     }
 
+    /// Lose object `id`, as a repository pruned or damaged by hand would.
+    pub(super) fn remove_object(&self, id: &str) {
+        let key = gitobj::hex_to_bytes(id).expect("an object id");
+        self.store.borrow_mut().objects.remove(&key);
+    }
+
     /// An object's bytes, not counted as a read.
     pub(super) fn object(&self, id: &str) -> Option<(ObjectKind, Vec<u8>)> {
         let key = gitobj::hex_to_bytes(id)?;

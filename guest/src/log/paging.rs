@@ -170,7 +170,10 @@ impl<H: Host> Ctx<H> {
         if let Some(base) = replica.base.clone() {
             for i in 0..base.pages.len() {
                 for (key, record) in self.page(&base, i)? {
-                    if !replica.loaded.contains(&key) {
+                    // Marked loaded as it is installed: should a later page
+                    // fail to read, the replica stays consistent (a scan
+                    // takes this key from the state, not from its page too).
+                    if replica.loaded.insert(key.clone()) {
                         record.install(&mut replica.state, &key);
                     }
                 }

@@ -13,19 +13,22 @@ impl<H: Host> Log<H> {
     /// Events with `seq >= from`, at most `limit`.
     pub fn events(&mut self, space: &str, from: u64, limit: u32) -> Result<Vec<Stored>, Error> {
         model::validate_space(space)?;
-        let (ctx, replica) = self.sync(space)?;
-        let first = from.max(1);
-        ctx.indexed(replica, |ctx, replica| {
-            let last = replica.state.seq.min(first.saturating_add(u64::from(limit)).saturating_sub(1));
-            (first..=last).map(|seq| ctx.stored_at(replica, seq)).collect()
+        // A catch-up reads the pages of the keys it meets: `paged` recovers
+        // from a damaged one.
+        self.paged(space, |log| {
+            let (ctx, replica) = log.sync(space)?;
+            let first = from.max(1);
+            ctx.indexed(replica, |ctx, replica| {
+                let last = replica.state.seq.min(first.saturating_add(u64::from(limit)).saturating_sub(1));
+                (first..=last).map(|seq| ctx.stored_at(replica, seq)).collect()
+            })
         })
     }
 
     /// The newest event's position.
     pub fn head(&mut self, space: &str) -> Result<Option<Head>, Error> {
         model::validate_space(space)?;
-        let (_, replica) = self.sync(space)?;
-        Ok(replica.head())
+        self.paged(space, |log| Ok(log.sync(space)?.1.head()))
     }
 
     /// The fold of a space, at its head or at a position.

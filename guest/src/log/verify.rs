@@ -286,14 +286,30 @@ impl<H: Host> Ctx<H> {
         }
         if name == "head.json" {
             let stored = find("pages", true).ok_or("no pages")?;
-            let (mut lasts, mut ids) = (Vec::new(), Vec::new());
+            let (mut lasts, mut blobs) = (Vec::new(), Vec::new());
             for page in pages::chunk(pages::records_of(state)) {
                 lasts.push(page.keys().last().cloned().unwrap_or_default());
-                ids.push(gitobj::object_id(ObjectKind::Blob, &pages::encode_page(&page)));
+                let bytes = pages::encode_page(&page);
+                blobs.push((gitobj::object_id(ObjectKind::Blob, &bytes), bytes));
             }
-            let (tree, _) = paging::pages_tree(&lasts, &ids);
+            let ids: Vec<String> = blobs.iter().map(|(id, _)| id.clone()).collect();
+            let (tree, (fences, fences_id)) = paging::pages_tree(&lasts, &ids);
             if gitobj::object_id(ObjectKind::Tree, &tree) != stored {
                 return Err(format!("its pages differ from the fold at seq {}", state.seq));
+            }
+            // Equal ids say what the pages should hold; reading them says the
+            // repository still has them, as readers will need them.
+            if self.read(&stored, ObjectKind::Tree).map_err(|e| format!("its pages cannot be read: {e}"))?
+                != tree
+            {
+                return Err(format!("its pages tree {stored} does not hold what its id names"));
+            }
+            for (id, bytes) in std::iter::once((fences_id, fences)).chain(blobs) {
+                match self.read(&id, ObjectKind::Blob) {
+                    Ok(stored) if stored == bytes => {}
+                    Ok(_) => return Err(format!("its page blob {id} does not hold what its id names")),
+                    Err(e) => return Err(format!("its pages cannot be read: {e}")),
+                }
             }
         }
         Ok(())

@@ -6,7 +6,7 @@
 //! `receive-pack` checks the old value under its own ref lock, so two
 //! machines can never both move a head from the same value. The pieces:
 //!
-//! - [`transport`]: the system `git`, bounded in time, never prompting;
+//! - `transport.rs`: the system `git`, bounded in time, never prompting;
 //! - [`RemoteBackend`] (`refs.rs`): the storage a bound log uses: objects
 //!   stay local (written durably before they travel), the space refs are
 //!   read from the remote-tracking refs and moved by push;

@@ -202,3 +202,46 @@ fn a_damaged_page_costs_a_warning_and_a_replay_and_verify_names_it() {
         report.problems
     );
 }
+
+#[test]
+fn a_lost_page_met_by_a_catch_up_costs_a_warning_and_the_next_checkpoint_writes_it_again() {
+    let host = store();
+    let mut writer = open(&host, 0);
+    distinct_keys(&mut writer, 1, 500);
+    let info = writer.checkpoint(SPACE).expect("checkpoint").expect("written");
+    // An event after the checkpoint on a key of page 0: every reader's
+    // catch-up needs that page.
+    writer.append(SPACE, &supersede("after", &key(1), "w", "id-1")).expect("append");
+    let lost = page_ids(&host, &info.commit)[0].clone();
+    host.remove_object(&lost);
+
+    for read in ["head", "events"] {
+        let mut reader = open(&host, 0);
+        match read {
+            "head" => assert_eq!(reader.head(SPACE).expect("head"), writer.head(SPACE).expect("head")),
+            _ => assert_eq!(
+                reader.events(SPACE, 500, 5).expect("events"),
+                writer.events(SPACE, 500, 5).expect("events")
+            ),
+        }
+        let warnings = reader.take_warnings();
+        assert!(warnings.len() == 1 && warnings[0].contains("checkpoint page 0"), "{read}: {warnings:?}");
+    }
+
+    let report = open(&host, 0).verify(SPACE).expect("verify");
+    assert!(
+        report.problems.len() == 1 && report.problems[0].contains("its pages cannot be read"),
+        "{:?}",
+        report.problems
+    );
+
+    // The next checkpoint is built from the replay, not from the lost page.
+    let mut reader = open(&host, 0);
+    let next = reader.checkpoint(SPACE).expect("checkpoint").expect("written");
+    for id in page_ids(&host, &next.commit) {
+        assert!(host.object(&id).is_some(), "page {id} of the new checkpoint is stored");
+    }
+    let mut fresh = open(&host, 0);
+    assert_eq!(fresh.show(SPACE, &key(2)).expect("show"), writer.show(SPACE, &key(2)).expect("show"));
+    assert!(fresh.take_warnings().is_empty());
+}
