@@ -225,6 +225,19 @@ impl Guest for Component {
         })
     }
 
+    fn fold_piece(
+        space: String,
+        after: Option<wit::FoldCursor>,
+        size: u32,
+    ) -> Result<wit::FoldedPiece, wit::Error> {
+        let after = after.map(|c| oplog::FoldCursor { seq: c.seq, head: c.head, part: c.part, key: c.key });
+        let piece = with_log(|log| log.fold_piece(&space, after.as_ref(), size))?;
+        Ok(wit::FoldedPiece {
+            text: piece.text,
+            next: piece.next.map(|c| wit::FoldCursor { seq: c.seq, head: c.head, part: c.part, key: c.key }),
+        })
+    }
+
     fn overlay(spaces: Vec<String>) -> Result<String, wit::Error> {
         with_log(|log| log.overlay(&spaces))
     }

@@ -380,6 +380,31 @@ impl Space {
         self.log.call(|b, s| b.dlog_decision_log_log().call_fold(s, &self.name, None))
     }
 
+    /// [`Space::fold`] in pieces of about 1 MiB, handed to `each` in order:
+    /// together they are the fold's bytes. The guest reads the records
+    /// from the checkpoint's pages one at a time, so neither side ever
+    /// holds the whole fold, and a space whose fold is larger than the
+    /// guest's memory limit can still be read. `each` returns false to stop
+    /// early. All pieces are of one head; a head conflict means the head
+    /// moved while the guest instance was replaced (after a trap): read
+    /// again.
+    pub fn fold_each(&self, mut each: impl FnMut(&str) -> Result<bool, Error>) -> Result<(), Error> {
+        const PIECE_BYTES: u32 = 1 << 20;
+        let mut after: Option<wit::FoldCursor> = None;
+        loop {
+            let piece = self.log.call(|b, s| {
+                b.dlog_decision_log_log().call_fold_piece(s, &self.name, after.as_ref(), PIECE_BYTES)
+            })?;
+            if !each(&piece.text)? {
+                return Ok(());
+            }
+            match piece.next {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
     /// One key: what the fold holds of it (canonical JSON with `decision`,
     /// `retracted` and `proposals`, each only when present) and the events
     /// that touched it, oldest first; none when no event ever did.

@@ -77,6 +77,25 @@ impl State {
         let records = self.decisions.len() + self.retracted.len() + self.proposals.len();
         let mut out = String::with_capacity(256 + 320 * records);
         let w = &mut out;
+        self.write_opening(w);
+        map(w, &self.decisions, write_decision);
+        self.write_middle(w);
+        if !self.proposals.is_empty() {
+            w.push_str(",\"proposals\":");
+            map(w, &self.proposals, write_proposals);
+        }
+        w.push_str(",\"retracted\":");
+        map(w, &self.retracted, write_retraction);
+        self.write_closing(w);
+        out
+    }
+
+    // The parts of `canonical` around the three maps, so that
+    // `Log::fold_piece` can write the maps from checkpoint pages and still
+    // produce the same bytes.
+
+    /// `{"authority":…,"counts":…,"decisions":`
+    pub(crate) fn write_opening(&self, w: &mut String) {
         w.push_str("{\"authority\":");
         match &self.authority {
             None => w.push_str("null"),
@@ -105,25 +124,40 @@ impl State {
         }
         object(w, counts);
         w.push_str(",\"decisions\":");
-        map(w, &self.decisions, |w, d| object(w, decision_fields(d)));
+    }
+
+    /// `,"head":…`, between the decisions and the proposals.
+    pub(crate) fn write_middle(&self, w: &mut String) {
         w.push_str(",\"head\":");
         match &self.head {
             None => w.push_str("null"),
             Some(head) => write_string(head, w),
         }
-        if !self.proposals.is_empty() {
-            w.push_str(",\"proposals\":");
-            map(w, &self.proposals, |w, by_id| map(w, by_id, |w, p| object(w, proposal_fields(p))));
-        }
-        w.push_str(",\"retracted\":");
-        map(w, &self.retracted, |w, r| object(w, retraction_fields(r)));
+    }
+
+    /// `,"seq":…,"space":…}`, after the retracted decisions.
+    pub(crate) fn write_closing(&self, w: &mut String) {
         w.push_str(",\"seq\":");
         w.push_str(&self.seq.to_string());
         w.push_str(",\"space\":");
         write_string(&self.space, w);
         w.push('}');
-        out
     }
+}
+
+/// A decision in force, as the `decisions` map holds it.
+pub(crate) fn write_decision(w: &mut String, d: &Decision) {
+    object(w, decision_fields(d));
+}
+
+/// A withdrawn decision, as the `retracted` map holds it.
+pub(crate) fn write_retraction(w: &mut String, r: &Retraction) {
+    object(w, retraction_fields(r));
+}
+
+/// One key's proposals by id, as the `proposals` map holds them.
+pub(crate) fn write_proposals(w: &mut String, by_id: &std::collections::BTreeMap<String, Proposal>) {
+    map(w, by_id, |w, p| object(w, proposal_fields(p)));
 }
 
 /// A member's value, written canonically.

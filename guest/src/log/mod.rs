@@ -22,6 +22,7 @@ mod paging;
 mod read;
 mod replica;
 mod search;
+mod stream;
 mod sync;
 mod verify;
 
@@ -39,6 +40,7 @@ use crate::model::Event;
 use ctx::Ctx;
 use replica::Replica;
 pub use search::{Found, Hit, Query};
+pub use stream::{FoldCursor, FoldPiece};
 
 /// An intent as it arrives through the WIT, not yet validated.
 #[derive(Clone, Debug, PartialEq, Eq)]

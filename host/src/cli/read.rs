@@ -205,6 +205,10 @@ pub(crate) fn render_view(v: &Value) -> String {
 
 pub(crate) fn fold(context: &Context, args: FoldArgs) -> Result<u8, Error> {
     let log = context.open()?;
+    if let (true, Some(space), None) = (context.json, &args.space, &args.at) {
+        // Streamed: a large space's fold never has to fit in memory.
+        return stream_fold(&log.space(space));
+    }
     let (text, view) = match (&args.space, &args.overlay, &args.union) {
         (Some(space), _, _) => {
             let space = log.space(space);
@@ -223,6 +227,32 @@ pub(crate) fn fold(context: &Context, args: FoldArgs) -> Result<u8, Error> {
     } else {
         let v: Value = serde_json::from_str(&text).map_err(|e| Error::Guest(format!("fold output: {e}")))?;
         print(&if view { render_view(&v) } else { render_state(&v) })?;
+    }
+    Ok(exit::OK)
+}
+
+/// Write the fold at the head to stdout piece by piece; a reader that
+/// closes the pipe early (`| head`) ends it quietly.
+fn stream_fold(space: &crate::Space) -> Result<u8, Error> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut open = true;
+    let mut write = |text: &str| -> Result<bool, Error> {
+        match out.write_all(text.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => open = false,
+            Err(e) => return Err(Error::Storage(format!("writing output: {e}"))),
+            Ok(()) => {}
+        }
+        Ok(open)
+    };
+    space.fold_each(&mut write)?;
+    if write("\n")? {
+        match out.flush() {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(Error::Storage(format!("writing output: {e}")));
+            }
+            _ => {}
+        }
     }
     Ok(exit::OK)
 }

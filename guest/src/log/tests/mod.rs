@@ -9,6 +9,7 @@ mod checkpoints;
 mod import;
 mod paging;
 mod search;
+mod stream;
 
 use super::fake::FakeHost;
 use super::{Log, RawIntent, Settings};

@@ -10,7 +10,7 @@ use crate::log::{Found, Hit, Query};
 /// rejected option, every third superseded, every fifth with a proposal
 /// (every tenth of those rejected), every seventh withdrawn; checkpointed,
 /// then a few changes after it.
-fn space(n: u64) -> (FakeHost, Log<FakeHost>) {
+pub(super) fn space(n: u64) -> (FakeHost, Log<FakeHost>) {
     let host = store();
     let mut writer = open(&host, 0);
     let key = |i: u64| format!("area-{}/k{i:05}", i % 4);
