@@ -75,6 +75,18 @@ function replay(script, log, host) {
     });
     const head = call(`head(${name})`, () => log.head(name));
     const fold = call(`fold(${name})`, () => log.fold(name, undefined));
+    // The fold in small pieces (fold-piece, as `dlog fold --json` reads it)
+    // must be the same bytes on this host too.
+    let pieces = '';
+    let after;
+    for (let n = 0; ; n++) {
+      const piece = call(`foldPiece(${name})`, () => log.foldPiece(name, after, 200));
+      pieces += piece.text;
+      after = piece.next;
+      if (after === undefined) break;
+      if (n > 100000) throw new Error(`${name}: the fold's pieces never end`);
+    }
+    if (pieces !== fold) throw new Error(`${name}: the fold read in pieces differs from fold():\n${pieces}\n${fold}`);
     spaces[name] = { events: events.map((e) => e.canonical), fold, head: head?.commit ?? null, objects };
   }
   const views = script.views.map((names) => ({
