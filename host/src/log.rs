@@ -298,8 +298,18 @@ impl Log {
         match f(&session.bindings, &mut session.store) {
             Ok(result) => result.map_err(Error::from),
             Err(trap) => {
+                let refused = session.store.data().limits.refused;
                 *guard = None;
-                Err(Error::Guest(format!("{trap:#}")))
+                Err(Error::Guest(match refused {
+                    Some(bytes) => format!(
+                        "it ran out of memory (it asked for {} MiB; its limit, Limits::memory_bytes, is {} \
+                         MiB): this operation holds the whole state of a space too large for that; `dlog \
+                         fold --json` and GET /v1/spaces/{{space}} read a fold in pieces instead",
+                        bytes >> 20,
+                        self.inner.options.limits.memory_bytes >> 20,
+                    ),
+                    None => format!("{trap:#}"),
+                }))
             }
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::error::Context as _;
-use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 
 use crate::bindings::{DecisionLog, DecisionLogPre};
 use crate::imports::HostState;
@@ -100,11 +100,60 @@ impl Runtime {
 
     /// A fresh, sandboxed instance over `state`.
     pub(crate) fn instantiate(&self, mut state: HostState, limits: Limits) -> wasmtime::Result<Session> {
-        state.limits = StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).build();
+        state.limits = GuestLimits {
+            limits: StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).build(),
+            refused: None,
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(limits.deadline_ticks());
         let bindings = self.pre.instantiate(&mut store).context("failed to instantiate the component")?;
         Ok(Session { store, bindings })
+    }
+}
+
+/// An instance's resource bounds, remembering a refused memory growth: the
+/// guest's allocator then aborts, which reaches the host as a bare
+/// `unreachable` trap, and the host reports it as what it is instead.
+#[derive(Debug, Default)]
+pub(crate) struct GuestLimits {
+    limits: StoreLimits,
+    /// The memory size, in bytes, of the last growth refused.
+    pub(crate) refused: Option<usize>,
+}
+
+impl ResourceLimiter for GuestLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            self.refused = Some(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }

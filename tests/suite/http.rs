@@ -564,3 +564,28 @@ fn https_serves_with_the_certificate_given_and_a_bad_one_stops_serve() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_fold_larger_than_a_piece_is_streamed_and_is_the_bytes_dlog_fold_json_prints() {
+    let repo = Repo::new();
+    // 1,500 records of ~1 KB: the body takes two pieces.
+    let why = "a long reason ".repeat(70);
+    let lines: Vec<String> = (0..1500)
+        .map(|i| {
+            json!({"id": format!("d{i}"), "actor": "web", "kind": "decide",
+                   "body": {"key": format!("k{i:04}"), "choice": "x", "rationale": why}})
+            .to_string()
+        })
+        .collect();
+    let file = repo.path.with_file_name("intents.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    repo.ok(&["append", "team", "--intent", file.to_str().unwrap()]);
+    repo.ok(&["checkpoint", "team"]);
+    let server = serve(&repo, &["team"], "127.0.0.1:0", &[], &[]);
+    let fold = get(&server.base, "/v1/spaces/team", None);
+    assert_eq!((fold.status, fold.kind.as_str()), (200, "application/json"));
+    assert!(fold.text.len() > 1 << 20, "{} bytes", fold.text.len());
+    let printed = repo.ok(&["--json", "fold", "team"]);
+    assert!(fold.text == printed.trim_end(), "the body differs from `dlog fold --json`");
+    assert_eq!(fold.json()["decisions"].as_object().map(|d| d.len()), Some(1500));
+}

@@ -1,7 +1,8 @@
 //! The scenario suite: what a decision log must do, on every host.
 
 use decision_log::authority::Lease;
-use decision_log::{Error, Intent, Position};
+use decision_log::runtime::Limits;
+use decision_log::{Error, Intent, Log, Options, Position};
 use serde_json::json;
 
 use crate::support::*;
@@ -121,9 +122,7 @@ fn resending_is_recognised_by_a_fresh_log_over_the_same_storage() {
     each_host(|h| {
         let s = h.space("team");
         s.append(decide("d1", "db", "postgres")).unwrap();
-        let fresh =
-            decision_log::Log::with_backend(h.log.backend().clone(), decision_log::Options::default())
-                .unwrap();
+        let fresh = Log::with_backend(h.log.backend().clone(), Options::default()).unwrap();
         let again = fresh.space("team").append(decide("d1", "db", "postgres")).unwrap();
         assert!(!again.created, "{}: the id is checked against the log, not a cache", h.name);
     });
@@ -432,6 +431,51 @@ fn the_fold_read_in_pieces_from_checkpoint_pages_is_the_fold_byte_for_byte() {
 }
 
 #[test]
+fn a_fold_too_large_for_the_guest_memory_says_so_and_still_reads_in_pieces() {
+    each_host(|h| {
+        let s = h.space("team");
+        // 2,000 records of ~4 KB: ~8 MB of fold, several times that held.
+        let why = "a long reason ".repeat(300);
+        for batch in 0..4 {
+            let intents = (0..500)
+                .map(|i| {
+                    let body = json!({"key": format!("k{batch}-{i:04}"), "choice": "x", "rationale": why});
+                    Intent::new("alice", "decide", body.to_string()).with_id(format!("d{batch}-{i}"))
+                })
+                .collect();
+            s.append_batch(intents).unwrap();
+        }
+        s.checkpoint().unwrap();
+        let whole = s.fold().unwrap();
+        let options = Options {
+            clock: h.clock.clone(),
+            limits: Limits { memory_bytes: 16 << 20, ..Limits::default() },
+            ..Options::default()
+        };
+        let small =
+            Log::with_backend(h.log.backend().clone(), options.sole_writer(h.authority.clone())).unwrap();
+        match small.space("team").fold() {
+            Err(Error::Guest(message)) => assert!(
+                message.contains("ran out of memory")
+                    && message.contains("its limit, Limits::memory_bytes, is 16 MiB"),
+                "{}: {message}",
+                h.name
+            ),
+            other => panic!("{}: expected running out of memory, got {other:?}", h.name),
+        }
+        let mut pieces = String::new();
+        small
+            .space("team")
+            .fold_each(|piece| {
+                pieces.push_str(piece);
+                Ok(true)
+            })
+            .unwrap();
+        assert!(pieces == whole, "{}: the pieces differ from the fold", h.name);
+    });
+}
+
+#[test]
 fn spaces_lists_every_space_with_events() {
     each_host(|h| {
         assert!(h.log.spaces().unwrap().is_empty(), "{}", h.name);
@@ -585,15 +629,10 @@ fn verify_reports_a_tampered_chain() {
 
 #[test]
 fn a_guest_that_exceeds_its_memory_bound_fails_cleanly() {
-    let options = decision_log::Options {
-        limits: decision_log::runtime::Limits { memory_bytes: 64 * 1024, ..Default::default() },
-        ..Default::default()
-    };
-    let log = decision_log::Log::with_backend(
-        std::sync::Arc::new(decision_log::backend::MemoryBackend::new()),
-        options,
-    )
-    .unwrap();
+    let options =
+        Options { limits: Limits { memory_bytes: 64 * 1024, ..Default::default() }, ..Default::default() };
+    let log =
+        Log::with_backend(std::sync::Arc::new(decision_log::backend::MemoryBackend::new()), options).unwrap();
     let err = log.space("team").append(decide("d1", "k", "v")).unwrap_err();
     assert!(matches!(err, Error::Guest(_)), "{err}");
 }
@@ -601,8 +640,8 @@ fn a_guest_that_exceeds_its_memory_bound_fails_cleanly() {
 #[test]
 fn a_guest_call_that_runs_past_its_deadline_is_interrupted_and_nothing_is_lost() {
     let backend = std::sync::Arc::new(decision_log::backend::MemoryBackend::new());
-    let no_checkpoints = decision_log::Options { checkpoint_every: 0, ..Default::default() };
-    let writer = decision_log::Log::with_backend(backend.clone(), no_checkpoints).unwrap();
+    let no_checkpoints = Options { checkpoint_every: 0, ..Default::default() };
+    let writer = Log::with_backend(backend.clone(), no_checkpoints).unwrap();
     let space = writer.space("team");
     for chunk in 0..5 {
         space
@@ -612,17 +651,14 @@ fn a_guest_call_that_runs_past_its_deadline_is_interrupted_and_nothing_is_lost()
             .unwrap();
     }
     let expected = space.fold().unwrap();
-    let limits = decision_log::runtime::Limits {
-        call_timeout: std::time::Duration::from_millis(10),
-        ..Default::default()
-    };
-    let options = decision_log::Options { limits, checkpoint_every: 0, ..Default::default() };
-    let hurried = decision_log::Log::with_backend(backend.clone(), options).unwrap();
+    let limits = Limits { call_timeout: std::time::Duration::from_millis(10), ..Default::default() };
+    let options = Options { limits, checkpoint_every: 0, ..Default::default() };
+    let hurried = Log::with_backend(backend.clone(), options).unwrap();
     let err = hurried.space("team").fold().unwrap_err();
     assert!(
         matches!(&err, Error::Guest(m) if m.contains("interrupt")),
         "a full replay of 5000 events takes longer than 10 ms: {err}"
     );
-    let patient = decision_log::Log::with_backend(backend, decision_log::Options::default()).unwrap();
+    let patient = Log::with_backend(backend, Options::default()).unwrap();
     assert_eq!(patient.space("team").fold().unwrap(), expected);
 }

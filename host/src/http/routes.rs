@@ -143,12 +143,35 @@ async fn fold(
         Ok(seq) => Position::Seq(seq),
         Err(_) => Position::Commit(at.to_ascii_lowercase()),
     });
-    let text = blocking(move || match at {
-        Some(at) => handle.fold_at(&at),
-        None => handle.fold(),
-    })
-    .await?;
-    Ok(raw_json(text))
+    match at {
+        Some(at) => Ok(raw_json(blocking(move || handle.fold_at(&at)).await?)),
+        None => stream_fold(handle).await,
+    }
+}
+
+/// The fold at the head as a streamed body, piece by piece from the guest
+/// (`Space::fold_each`), so that a large space's fold is never held whole.
+/// A problem before the first piece is an error response; one after it
+/// (the head moved while the guest instance was replaced) can only cut the
+/// body short, which the client sees as an incomplete response.
+async fn stream_fold(handle: crate::Space) -> Result<Response, Problem> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<String, Error>>(2);
+    tokio::task::spawn_blocking(move || {
+        // A send fails only when the client has gone: stop reading then.
+        let result = handle.fold_each(|piece| Ok(tx.blocking_send(Ok(piece.to_owned())).is_ok()));
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let first = match rx.recv().await {
+        Some(Ok(piece)) => piece,
+        Some(Err(e)) => return Err(Problem::from(e)),
+        None => return Err(Problem::from(Error::Guest("the fold ended before its first piece".into()))),
+    };
+    let rest =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let body = futures_util::StreamExt::chain(futures_util::stream::once(async move { Ok(first) }), rest);
+    Ok(([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response())
 }
 
 /// Several spaces as one view: for each key, the first listed space that decides it wins.

@@ -8,8 +8,6 @@ mod refs;
 
 use std::sync::Arc;
 
-use wasmtime::StoreLimits;
-
 use crate::authority::Authority;
 use crate::backend::Backend;
 use crate::bindings::dlog::decision_log::types;
@@ -25,7 +23,7 @@ pub struct HostState {
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Memory bounds for the guest.
-    pub limits: StoreLimits,
+    pub(crate) limits: crate::runtime::GuestLimits,
 }
 
 impl types::Host for HostState {}
