@@ -476,3 +476,18 @@ pub fn run_writers_with(repo: &Repo, space: &str, writers: usize, each: usize, f
     }
     stderr
 }
+
+#[test]
+fn export_to_a_file_writes_what_stdout_gets_and_leaves_no_partial_file() {
+    let repo = Repo::new();
+    repo.ok(&["append", "team", "--key", "db", "--choice", "pg", "--why", "known", "--id", "d1"]);
+    repo.ok(&["append", "team", "--key", "ui", "--choice", "web", "--why", "reach", "--id", "d2"]);
+    let printed = repo.ok(&["export", "team"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("team.jsonl");
+    repo.ok(&["export", "team", "--out", file.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), printed);
+    assert_eq!(printed.lines().count(), 2);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["team.jsonl"], "no .partial file is left behind");
+}

@@ -1,6 +1,6 @@
 //! Repository-level commands: `init`, `verify`, `export`, `import`, `component`.
 
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -98,10 +98,22 @@ pub(crate) fn export(context: &Context, args: ExportArgs) -> Result<u8, Error> {
                 .map_err(|e| Error::Storage(format!("creating {}: {e}", tmp.display())))?;
             let mut out = std::io::BufWriter::new(file);
             let count = space.export(&mut out)?;
-            out.flush().map_err(|e| Error::Storage(format!("writing {}: {e}", tmp.display())))?;
-            drop(out);
+            // Synced before the rename and the directory after, so that a
+            // crash leaves the old file or the whole new one, never a
+            // truncated export under the final name.
+            let file =
+                out.into_inner().map_err(|e| Error::Storage(format!("writing {}: {e}", tmp.display())))?;
+            file.sync_all().map_err(|e| Error::Storage(format!("syncing {}: {e}", tmp.display())))?;
+            drop(file);
             std::fs::rename(&tmp, path)
                 .map_err(|e| Error::Storage(format!("renaming to {}: {e}", path.display())))?;
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => std::path::Path::new("."),
+            };
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::Storage(format!("syncing directory {}: {e}", dir.display())))?;
             count
         }
         None => space.export(&mut std::io::stdout().lock())?,
